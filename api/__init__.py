@@ -1,0 +1,1 @@
+"""Palier: the resident-relations backend for social landlords."""

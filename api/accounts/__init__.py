@@ -1,0 +1,1 @@
+"""People: tenants and staff, roles, phone login, delegations."""

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import apis
+
+urlpatterns = [
+    path("auth/token", apis.StaffTokenApi.as_view(), name="auth-token"),
+    path("auth/token/refresh", apis.TokenRefreshApi.as_view(), name="auth-token-refresh"),
+    path("auth/logout", apis.LogoutApi.as_view(), name="auth-logout"),
+]

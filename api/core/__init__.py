@@ -1,0 +1,1 @@
+"""Shared ground: base model, error shape, pagination, roles, health checks."""

@@ -1,0 +1,1 @@
+"""The estate register: organisations, residences, buildings, dwellings, leases."""

@@ -1,0 +1,29 @@
+"""factory_boy factories for the whole suite."""
+
+import factory
+from factory.django import DjangoModelFactory
+
+from api.accounts.models import User
+from api.estate.models import Organisation
+
+
+class OrganisationFactory(DjangoModelFactory):
+    class Meta:
+        model = Organisation
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Habitat {n}")
+    slug = factory.Sequence(lambda n: f"org{n}")
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = User
+
+    organisation = factory.SubFactory(OrganisationFactory)
+    first_name = factory.Faker("first_name", locale="fr_FR")
+    last_name = factory.Faker("last_name", locale="fr_FR")
+    phone = factory.Sequence(lambda n: f"+3361{n:07d}")
+    email = None
+    role = "tenant"
+    password = factory.django.Password("correct-horse-battery")

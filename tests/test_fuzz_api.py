@@ -1,0 +1,63 @@
+"""Schemathesis against the live OpenAPI schema: no 5xx, every response as documented.
+
+The operations are read from `/api/schema/` at run time, so every endpoint a later change
+adds is fuzzed without touching this file. PALIER_FUZZ_EXAMPLES raises the effort locally.
+"""
+
+import os
+
+import pytest
+import schemathesis
+from django.core import signals
+from django.db import close_old_connections
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from api.config.wsgi import application
+from tests.conftest import client_for
+from tests.fuzz_data import seed_fuzz_world
+
+EXAMPLES = int(os.environ.get("PALIER_FUZZ_EXAMPLES", "15"))
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+@pytest.fixture
+def fuzz_schema(db):
+    # Requests go straight to the WSGI app, inside the test's transaction: like Django's test
+    # client, keep the request signals from closing that connection.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def fuzz_headers(db):
+    world = seed_fuzz_world()
+    token = client_for(world["manager"])._credentials["HTTP_AUTHORIZATION"]
+    return {"Authorization": token}
+
+
+schema = schemathesis.pytest.from_fixture("fuzz_schema")
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+def test_no_endpoint_fails_or_breaks_its_schema(case, fuzz_headers):
+    case.call_and_validate(headers=fuzz_headers, checks=CHECKS)

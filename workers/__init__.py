@@ -1,0 +1,1 @@
+"""Long-running processes: the Celery app (worker and beat) and the MQTT bridge."""
