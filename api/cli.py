@@ -128,11 +128,14 @@ PROCESSES: dict[str, Callable[[list[str]], None]] = {
 
 def available_processes() -> set[str]:
     """Process commands whose code exists in this checkout."""
-    present = set(PROCESSES) - {"bridge", "simulate"}
-    if find_spec("workers.bridge"):
-        present.add("bridge")
-    if find_spec("devices.simulator"):
-        present.add("simulate")
+    optional = {"bridge": "workers.bridge", "simulate": "devices.simulator"}
+    present = set(PROCESSES) - set(optional)
+    for command, module in optional.items():
+        try:
+            if find_spec(module):
+                present.add(command)
+        except ModuleNotFoundError:
+            continue
     return present
 
 

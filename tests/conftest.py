@@ -11,6 +11,12 @@ from tests.factories import OrganisationFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Hashing is deliberately slow in production; the suite only needs it to be correct."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache():
     """Throttle counters and OTP limits live in the cache: each test starts from zero."""
     cache.clear()

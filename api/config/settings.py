@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "api.core",
     "api.accounts",
     "api.estate",
+    "api.telemetry",
 ]
 
 MIDDLEWARE = [

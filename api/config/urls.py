@@ -8,6 +8,8 @@ from api.core.apis import HealthApi, ReadyApi
 
 api_v1 = [
     path("", include("api.accounts.urls")),
+    path("", include("api.estate.urls")),
+    path("", include("api.telemetry.urls")),
 ]
 
 urlpatterns = [

@@ -1,4 +1,4 @@
-"""factory_boy factories for the whole suite."""
+"""Factories for people (and, until the estate has its own module, organisations)."""
 
 import factory
 from factory.django import DjangoModelFactory

@@ -1,0 +1,1 @@
+"""Connected units: device registry, MQTT ingest, readings and their aggregates."""
