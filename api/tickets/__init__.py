@@ -1,0 +1,1 @@
+"""Tenant and staff requests, incidents, service-level clocks, timelines, Open311."""
