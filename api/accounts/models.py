@@ -5,8 +5,11 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+from django_otp.models import ThrottlingMixin
 from phonenumber_field.modelfields import PhoneNumberField
 
+from api.accounts.otp import OTP_MAX_ATTEMPTS
 from api.core.models import BaseModel
 from api.core.roles import Role
 
@@ -78,3 +81,112 @@ class User(BaseModel, AbstractBaseUser, PermissionsMixin):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+    def get_full_name(self) -> str:
+        """What the admin shows; staff may have no e-mail, tenants no name yet."""
+        return self.full_name or str(self)
+
+    def get_short_name(self) -> str:
+        return self.first_name or str(self)
+
+
+class VerifyAllowedMixin:
+    """The end of django-otp's verify_is_allowed() chain for models that are not Devices."""
+
+    def verify_is_allowed(self):
+        return True, None
+
+
+class LoginCode(ThrottlingMixin, VerifyAllowedMixin, BaseModel):
+    """A one-time login code sent by SMS, kept only as a keyed hash.
+
+    One row per code request, for known and unknown numbers alike (unknown numbers get a row
+    with no person and a code nobody receives), so that limits and answers cannot tell them
+    apart. The newest row of a number is its only usable code. django-otp's ThrottlingMixin
+    adds an exponential pause after each wrong try; at most OTP_MAX_ATTEMPTS tries a code.
+    """
+
+    phone_digest = models.CharField(max_length=64, help_text="Keyed hash of the E.164 number.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="login_codes",
+    )
+    code_hash = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["phone_digest", "-created_at"], name="logincode_phone_recent")
+        ]
+
+    def __str__(self) -> str:
+        return f"login code {self.id}"
+
+    def get_throttle_factor(self) -> float:
+        return settings.OTP_THROTTLE_FACTOR
+
+    def verify_is_allowed(self):
+        """Refuse once the code has had its tries, then apply django-otp's back-off."""
+        if self.throttling_failure_count >= OTP_MAX_ATTEMPTS:
+            return False, {"reason": "attempts_exhausted"}
+        return super().verify_is_allowed()
+
+
+class PersonalDataAccessQuerySet(models.QuerySet):
+    """Rows of the access log can be added and read, never changed or removed."""
+
+    def update(self, **kwargs):
+        raise AppendOnlyError("The personal data access log is append-only.")
+
+    def delete(self):
+        raise AppendOnlyError("The personal data access log is append-only.")
+
+
+class AppendOnlyError(Exception):
+    """An attempt to change or remove a row of an append-only log."""
+
+
+class PersonalDataAccess(models.Model):
+    """One read of a person's personal data by a member of staff: who, whose, what, when.
+
+    Append-only: save() refuses updates, delete() refuses, and on PostgreSQL a trigger refuses
+    UPDATE and DELETE below the ORM too (only the retention purge may delete).
+    """
+
+    viewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="personal_data_reads"
+    )
+    viewer_role = models.CharField(max_length=20, choices=Role.choices)
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="personal_data_read_by"
+    )
+    context = models.CharField(
+        max_length=200, help_text="What was read, where: e.g. people.detail, lease.list."
+    )
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = PersonalDataAccessQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = "personal data access"
+        verbose_name_plural = "personal data accesses"
+        indexes = [models.Index(fields=["subject", "-at"], name="pda_subject_recent")]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.viewer_id} read {self.subject_id} ({self.context}) at {self.at:%Y-%m-%d %H:%M}"
+        )
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("The personal data access log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("The personal data access log is append-only.")
