@@ -1,0 +1,45 @@
+"""The one place where newly stored readings leave the ingest path: fault evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message stored for the first time: its unit, identity, own time and accepted records.
+
+    `records` are the contract's records as dicts (`n`, one of `v`/`vb`/`vs`, optional `t`).
+    """
+
+    device_id: int
+    kind: str
+    boot: int
+    seq: int
+    ts: float
+    records: list[dict]
+
+    def points(self) -> Iterator[tuple[float, str, float | bool | str]]:
+        """(reading time in unix seconds, name, value) for each record, in message order."""
+        ts = self.ts
+        for record in self.records:
+            value = record.get("v")
+            if value is None:
+                value = record.get("vb")
+            if value is None:
+                value = record.get("vs")
+            yield ts + record.get("t", 0.0), record["n"], value
+
+
+def on_readings_stored(device_ids: list[int], readings: dict[int, list[StoredMessage]]) -> None:
+    """Hand newly stored readings to fault evaluation.
+
+    Called once per ingested batch, inside the ingest transaction and after the devices' rows
+    are locked and updated: what it writes commits (or rolls back) with the readings, and a
+    replayed batch, which stores nothing new, is never evaluated twice. `device_ids` are the
+    units' primary keys in ascending order; `readings[device_id]` lists that unit's new
+    messages ordered by their own time (ts, then seq). Rules must use those times, never the
+    wall clock. Nothing is evaluated yet: the rule engine plugs in here.
+    """
+    return None

@@ -1,0 +1,712 @@
+"""The ingest path: batches from the MQTT bridge become stored readings and device state.
+
+Items arrive already validated by the bridge against devices/contract.py; the checks here are
+the last line of defence (a malformed item is quarantined, it never fails the batch).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from devices.contract import MAX_BUFFER_AGE_S, MIN_TIMESTAMP
+
+from . import hooks, storage
+from .models import Device, DeviceEvent, DeviceEventKind, DeviceStatus, Quarantine
+from .vocabulary import FIELDS, NAME_CODES
+
+RAW_LIMIT = 2048
+MAX_INT = 2**63 - 1
+DATA_KINDS = ("telemetry", "event")
+ITEM_KINDS = ("telemetry", "event", "status", "meta")
+
+
+@dataclass
+class IngestResult:
+    """What one batch did; `readings` are the new messages per device pk (for fault rules)."""
+
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    unknown: int = 0
+    readings: dict[int, list[hooks.StoredMessage]] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+            "unknown": self.unknown,
+            "devices": len(self.readings),
+        }
+
+
+class _BadItem(ValueError):
+    """An item or record that does not have the agreed shape."""
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _number(value, *, integer: bool = False) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _BadItem("not a number")
+    if integer:
+        if not isinstance(value, int) or not 0 <= value <= MAX_INT:
+            raise _BadItem("not an unsigned 63-bit integer")
+        return value
+    value = float(value)
+    if not math.isfinite(value):
+        raise _BadItem("not finite")
+    return value
+
+
+def _received_at(item: dict) -> datetime:
+    seconds = _number(item.get("received_at"))
+    if not MIN_TIMESTAMP <= seconds <= 32503680000:  # year 3000
+        raise _BadItem("received_at out of range")
+    return _utc(seconds)
+
+
+def _hash(*parts: object) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part if isinstance(part, bytes) else repr(part).encode())
+        digest.update(b"\x1f")
+    return digest.hexdigest()
+
+
+def _json_bytes(value: object) -> bytes:
+    try:
+        return msgspec.json.encode(value)[:RAW_LIMIT]
+    except (TypeError, ValueError, OverflowError):
+        return repr(value).encode("utf-8", "replace")[:RAW_LIMIT]
+
+
+def _topic_parts(topic: str) -> tuple[str, str]:
+    """(fleet, device id) named by a `dt/fleet/device/kind` topic, blank when absent."""
+    parts = topic.split("/")
+    if len(parts) >= 3:
+        return parts[1][:64], parts[2][:64]
+    return "", ""
+
+
+class _Quarantine:
+    """Quarantine rows collected while a batch is processed, stored in one statement."""
+
+    def __init__(self) -> None:
+        self.rows: list[Quarantine] = []
+        self.fleets: list[str] = []
+
+    def add(
+        self,
+        *,
+        topic: str,
+        reason: str,
+        detail: str,
+        raw: bytes,
+        size: int,
+        received_at: datetime,
+        key: tuple = (),
+        timeless: bool = False,
+    ) -> None:
+        """Queue a row; `timeless` dedupes without the time (for items that carry none)."""
+        topic = str(topic)[:300]
+        fleet, device_ref = _topic_parts(topic)
+        self.rows.append(
+            Quarantine(
+                topic=topic,
+                device_ref=device_ref,
+                reason=str(reason)[:40],
+                detail=str(detail)[:500],
+                raw=bytes(raw[:RAW_LIMIT]),
+                size=max(0, int(size)),
+                received_at=received_at,
+                dedupe_hash=_hash(
+                    topic,
+                    bytes(raw[:RAW_LIMIT]),
+                    None if timeless else received_at.timestamp(),
+                    *key,
+                ),
+            )
+        )
+        self.fleets.append(fleet)
+
+    def store(self) -> int:
+        """Insert the rows, skipping those already stored (a replayed batch); return the count."""
+        if not self.rows:
+            return 0
+        from api.estate.models import Organisation
+
+        organisations = dict(
+            Organisation.objects.filter(slug__in=set(self.fleets) - {""}).values_list("slug", "id")
+        )
+        for row, fleet in zip(self.rows, self.fleets, strict=True):
+            row.organisation_id = organisations.get(fleet)
+        Quarantine.objects.bulk_create(self.rows, ignore_conflicts=True, batch_size=500)
+        return len(self.rows)
+
+
+# --- Quarantine batches from the bridge ------------------------------------------------------
+
+
+def quarantine_batch(items: list[dict]) -> int:
+    """Store messages the bridge refused; idempotent (dedupe by topic, raw bytes, time)."""
+    quarantine = _Quarantine()
+    now = timezone.now()
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, dict):
+            quarantine.add(
+                topic="",
+                reason="bad_item",
+                detail="quarantine item is not an object",
+                raw=_json_bytes(item),
+                size=0,
+                received_at=now,
+                key=("item", index),
+                timeless=True,
+            )
+            continue
+        try:
+            received_at, timeless = _received_at(item), False
+        except _BadItem:
+            received_at, timeless = now, True
+        raw_b64 = item.get("raw_b64")
+        try:
+            raw = base64.b64decode(raw_b64, validate=True) if isinstance(raw_b64, str) else b""
+        except (binascii.Error, ValueError):
+            raw = str(raw_b64).encode("utf-8", "replace")
+        size = item.get("size")
+        quarantine.add(
+            topic=str(item.get("topic", "")),
+            reason=str(item.get("reason") or "unknown"),
+            detail=str(item.get("detail", "")),
+            raw=raw,
+            size=size if isinstance(size, int) and not isinstance(size, bool) else len(raw),
+            received_at=received_at,
+            key=(index,) if timeless else (),
+            timeless=timeless,
+        )
+    with transaction.atomic():
+        return quarantine.store()
+
+
+def quarantine_failed_item(item: object, error: Exception) -> None:
+    """Keep an item that ingest could not process, so that it is never silently lost."""
+    quarantine = _Quarantine()
+    topic = item.get("topic", "") if isinstance(item, dict) else ""
+    raw = _json_bytes(item)
+    try:
+        received_at = _received_at(item) if isinstance(item, dict) else timezone.now()
+    except _BadItem:
+        received_at = timezone.now()
+    quarantine.add(
+        topic=str(topic),
+        reason="ingest_error",
+        detail=f"{type(error).__name__}: {error}",
+        raw=raw,
+        size=len(raw),
+        received_at=received_at,
+        key=("ingest_error", raw),
+    )
+    with transaction.atomic():
+        quarantine.store()
+
+
+# --- Telemetry batches -----------------------------------------------------------------------
+
+
+_STATE_COLUMNS = (
+    "id",
+    "device_id",
+    "organisation__slug",
+    "status",
+    "status_changed_at",
+    "last_seen_at",
+    "last_message_at",
+    "last_boot",
+    "last_seq",
+    "model",
+    "firmware",
+    "aggregate_dirty_since",
+)
+
+
+@dataclass(slots=True)
+class _DeviceState:
+    """The columns of a device that ingest reads and writes (no model instance: hot path)."""
+
+    id: int
+    device_id: str
+    fleet: str
+    status: str
+    status_changed_at: datetime | None
+    last_seen_at: datetime | None
+    last_message_at: datetime | None
+    last_boot: int | None
+    last_seq: int | None
+    model: str
+    firmware: str
+    aggregate_dirty_since: datetime | None
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.status == DeviceStatus.REVOKED
+
+    def snapshot(self) -> tuple:
+        return (
+            self.status,
+            self.status_changed_at,
+            self.last_seen_at,
+            self.last_message_at,
+            self.last_boot,
+            self.last_seq,
+            self.model,
+            self.firmware,
+            self.aggregate_dirty_since,
+        )
+
+
+_LOCK_SQL = """
+SELECT d.id, d.device_id, o.slug, d.status, d.status_changed_at, d.last_seen_at,
+       d.last_message_at, d.last_boot, d.last_seq, d.model, d.firmware, d.aggregate_dirty_since
+FROM telemetry_device d JOIN estate_organisation o ON o.id = d.organisation_id
+WHERE d.device_id = ANY(%s) ORDER BY d.id FOR UPDATE OF d
+"""
+
+
+def _lock_devices(device_refs: list[str]) -> dict[str, _DeviceState]:
+    """Load and lock the batch's devices, in primary-key order (no deadlock between workers)."""
+    if storage.is_postgresql():
+        # Straight to psycopg with binary results: no model instances, no text parsing.
+        with storage.pg_cursor() as cursor:
+            cursor.execute(_LOCK_SQL, [device_refs], binary=True)
+            rows = cursor.fetchall()
+    else:
+        rows = (
+            Device.objects.select_for_update(of=("self",))
+            .filter(device_id__in=device_refs)
+            .order_by("id")
+            .values_list(*_STATE_COLUMNS)
+        )
+    return {row[1]: _DeviceState(*row) for row in rows}
+
+
+@dataclass
+class _Message:
+    received_at: datetime
+    kind: str
+    row: storage.MessageRow | None = None
+    stored: hooks.StoredMessage | None = None
+    reading_times: tuple[float, float] = (0.0, 0.0)
+    status: str | None = None
+    meta: dict | None = None
+    retained: bool = False
+
+
+_RECORD_SPECS = {name: (NAME_CODES[name], field) for name, field in FIELDS.items()}
+_MIN_OFFSET = -float(MAX_BUFFER_AGE_S)
+
+
+def _record_values(record: object) -> tuple[int, float | None, float, str | None]:
+    """(name code, numeric value, offset, text) of one record; raises _BadItem.
+
+    On the hot path: plain type checks, no helper calls for the common case.
+    """
+    try:
+        code, field_name = _RECORD_SPECS[record["n"]]
+        raw_value = record[field_name]
+        t = record.get("t", 0.0)
+    except (KeyError, TypeError, AttributeError):
+        raise _BadItem("unknown name or missing value field") from None
+    if type(t) is not float:
+        t = _number(t)
+    if not _MIN_OFFSET <= t <= 0.0:
+        raise _BadItem("offset out of range")
+    if field_name == "v":
+        if type(raw_value) is not float:
+            raw_value = _number(raw_value)
+        elif raw_value - raw_value != 0.0:
+            raise _BadItem("not finite")
+        return code, raw_value, t, None
+    if field_name == "vb":
+        if type(raw_value) is not bool:
+            raise _BadItem("wrong_value_field")
+        return code, 1.0 if raw_value else 0.0, t, None
+    if type(raw_value) is not str or not raw_value:
+        raise _BadItem("wrong_value_field")
+    return code, None, t, raw_value[:64].replace("\x00", "")
+
+
+def _build_message(
+    device: _DeviceState, item: dict, payload: dict, received_at: datetime, quarantine: _Quarantine
+) -> _Message:
+    """Turn a telemetry/event payload into a storage row; refused records are quarantined."""
+    topic = item["topic"]
+    if payload.get("dev") != device.device_id:
+        raise _BadItem("dev differs from the item's device")
+    boot = _number(payload.get("boot"), integer=True)
+    seq = _number(payload.get("seq"), integer=True)
+    ts = _number(payload.get("ts"))
+    if ts < MIN_TIMESTAMP:
+        raise _BadItem("clock not set")
+    records = payload.get("m")
+    if not isinstance(records, list):
+        raise _BadItem("m is not a list")
+    names: list[int] = []
+    vals: list[float | None] = []
+    offsets: list[float] = []
+    texts: list[str | None] = []
+    kept: list[dict] = []
+    has_offset = has_text = False
+    earliest = ts
+    for index, record in enumerate(records):
+        try:
+            code, value, t, text = _record_values(record)
+        except _BadItem as error:
+            raw = _json_bytes(record)
+            quarantine.add(
+                topic=topic,
+                reason="bad_record",
+                detail=str(error),
+                raw=raw,
+                size=len(raw),
+                received_at=received_at,
+                key=(boot, seq, index),
+            )
+            continue
+        names.append(code)
+        vals.append(value)
+        texts.append(text)
+        offsets.append(t)
+        if t:
+            has_offset = True
+            if ts + t < earliest:
+                earliest = ts + t
+        if text is not None:
+            has_text = True
+        kept.append(record)
+    message = _Message(received_at=received_at, kind=item["kind"])
+    if kept:
+        ts_us = round(ts * 1_000_000)
+        row = storage.MessageRow(
+            device_id=device.id,
+            ts=storage.utc_from_us(ts_us),
+            ts_us=ts_us,
+            boot=boot,
+            seq=seq,
+            names=names,
+            vals=vals,
+            offsets=offsets if has_offset else None,
+            texts=texts if has_text else None,
+        )
+        message.row = row
+        message.stored = hooks.StoredMessage(device.id, item["kind"], boot, seq, ts, kept)
+        message.reading_times = (earliest, ts)
+    return message
+
+
+def _prepare(items: list, now: datetime, quarantine: _Quarantine) -> list[tuple]:
+    """Check every item's envelope; return [(device_id string, fleet, item, received_at)]."""
+    accepted = []
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        try:
+            if not isinstance(item, dict):
+                raise _BadItem("item is not an object")
+            topic, device_ref, kind = item.get("topic"), item.get("device_id"), item.get("kind")
+            if not isinstance(topic, str) or not isinstance(device_ref, str) or not device_ref:
+                raise _BadItem("topic or device_id missing")
+            if kind not in ITEM_KINDS or not isinstance(item.get("payload"), dict):
+                raise _BadItem("unknown kind or payload is not an object")
+            received_at = _received_at(item)
+        except _BadItem as error:
+            quarantine.add(
+                topic=str(item.get("topic", "")) if isinstance(item, dict) else "",
+                reason="bad_item",
+                detail=str(error),
+                raw=_json_bytes(item),
+                size=len(_json_bytes(item)),
+                received_at=now,
+                key=("item", index),
+                timeless=True,
+            )
+            continue
+        accepted.append((device_ref, str(item.get("fleet", "")), item, received_at))
+        rejected = item.get("rejected")
+        for position, entry in enumerate(rejected if isinstance(rejected, list) else []):
+            record = entry.get("record") if isinstance(entry, dict) else entry
+            reason = entry.get("reason") if isinstance(entry, dict) else None
+            raw = _json_bytes(record)
+            quarantine.add(
+                topic=topic,
+                reason=str(reason or "bad_record"),
+                detail="record refused in an otherwise valid message",
+                raw=raw,
+                size=len(raw),
+                received_at=received_at,
+                key=("rejected", item["payload"].get("boot"), item["payload"].get("seq"), position),
+            )
+    return accepted
+
+
+def ingest_batch(items: list[dict], *, now: datetime | None = None) -> IngestResult:
+    """Store a batch from the bridge: readings, device state, events; idempotent.
+
+    Devices are locked in primary-key order, so batches of the same devices handled by
+    concurrent workers serialise instead of losing updates (or deadlocking).
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.TELEMETRY_RAW_RETENTION_DAYS)
+    result = IngestResult()
+    quarantine = _Quarantine()
+    accepted = _prepare(items, now, quarantine)
+    device_refs = sorted({ref for ref, _fleet, _item, _at in accepted})
+
+    if storage.is_postgresql():
+        # Partition DDL must not run under the device locks (it locks the parent table).
+        days = set()
+        for _ref, _fleet, item, _at in accepted:
+            ts = item["payload"].get("ts") if item["kind"] in DATA_KINDS else None
+            if isinstance(ts, int | float) and math.isfinite(ts) and ts >= cutoff.timestamp():
+                days.add(storage.utc_day(_utc(min(ts, now.timestamp() + 86_400))))
+        storage.ensure_partitions(days)
+
+    with transaction.atomic():
+        devices = _lock_devices(device_refs)
+        per_device: dict[int, list[_Message]] = defaultdict(list)
+        rows: list[storage.MessageRow] = []
+        for device_ref, fleet, item, received_at in accepted:
+            device = devices.get(device_ref)
+            if device is None or device.is_revoked or device.fleet != fleet:
+                result.unknown += 1
+                why = "revoked" if device is not None and device.is_revoked else "not registered"
+                if device is not None and not device.is_revoked:
+                    why = "fleet does not match"
+                quarantine.add(
+                    topic=item["topic"],
+                    reason="unknown_device",
+                    detail=f"device {device_ref[:64]} {why}",
+                    raw=_json_bytes(item["payload"]),
+                    size=len(_json_bytes(item["payload"])),
+                    received_at=received_at,
+                    key=(item["kind"],),
+                )
+                continue
+            payload = item["payload"]
+            try:
+                if item["kind"] in DATA_KINDS:
+                    message = _build_message(device, item, payload, received_at, quarantine)
+                    if message.row is not None and message.row.ts < cutoff:
+                        quarantine.add(
+                            topic=item["topic"],
+                            reason="too_old",
+                            detail="older than the raw readings retention",
+                            raw=_json_bytes(payload),
+                            size=len(_json_bytes(payload)),
+                            received_at=received_at,
+                            key=(item["kind"],),
+                        )
+                        continue
+                elif item["kind"] == "status":
+                    status = payload.get("status")
+                    if status not in (DeviceStatus.ONLINE, DeviceStatus.OFFLINE):
+                        raise _BadItem("status must be online or offline")
+                    message = _Message(received_at, "status", status=status)
+                else:
+                    meta = {k: payload.get(k) for k in ("model", "firmware", "boot")}
+                    if not all(isinstance(meta[k], str) for k in ("model", "firmware")):
+                        raise _BadItem("meta model and firmware must be strings")
+                    meta["boot"] = _number(meta["boot"], integer=True)
+                    message = _Message(received_at, "meta", meta=meta)
+                message.retained = item.get("retained") is True
+            except _BadItem as error:
+                quarantine.add(
+                    topic=item["topic"],
+                    reason="bad_item",
+                    detail=str(error),
+                    raw=_json_bytes(payload),
+                    size=len(_json_bytes(payload)),
+                    received_at=received_at,
+                    key=(item["kind"],),
+                )
+                continue
+            per_device[device.id].append(message)
+            if message.row is not None:
+                rows.append(message.row)
+
+        inserted = storage.insert_messages(rows)
+        result.stored = len(inserted)
+        result.duplicates = len(rows) - len(inserted)
+
+        by_id = {device.id: device for device in devices.values()}
+        events: list[DeviceEvent] = []
+        changed: list[_DeviceState] = []
+        for device_id in sorted(per_device):
+            device = by_id[device_id]
+            before = device.snapshot()
+            fresh = _apply(device, per_device[device_id], inserted, events)
+            if device.snapshot() != before:  # a replayed batch rewrites nothing
+                changed.append(device)
+            if fresh:
+                fresh.sort(key=lambda m: (m.ts, m.boot, m.seq))
+                result.readings[device_id] = fresh
+        _save_devices(changed, now)
+        DeviceEvent.objects.bulk_create(events)
+        result.quarantined = quarantine.store()
+        if result.readings:
+            hooks.on_readings_stored(sorted(result.readings), result.readings)
+    return result
+
+
+def _set_status(
+    device: _DeviceState, status: str, at: datetime, events: list[DeviceEvent], reason: str
+) -> None:
+    """Move the device to `status` unless a later change is already recorded."""
+    if device.status_changed_at is not None and at < device.status_changed_at:
+        return
+    if device.status == status:
+        return
+    device.status = status
+    device.status_changed_at = at
+    events.append(DeviceEvent(device_id=device.id, kind=status, at=at, detail={"reason": reason}))
+
+
+def _apply(
+    device: _DeviceState,
+    messages: list[_Message],
+    inserted: set[storage.ReadingKey],
+    events: list[DeviceEvent],
+) -> list[hooks.StoredMessage]:
+    """Fold a device's messages (in arrival order) into its state; return its new messages."""
+    fresh: list[hooks.StoredMessage] = []
+    messages.sort(key=lambda m: m.received_at)
+    last_message = device.last_message_at.timestamp() if device.last_message_at else None
+    dirty_from: float | None = None
+    for message in messages:
+        at = message.received_at
+        if message.kind == "status":
+            if message.status == DeviceStatus.OFFLINE:
+                _set_status(device, DeviceStatus.OFFLINE, at, events, "last_will")
+            elif not message.retained:
+                _set_status(device, DeviceStatus.ONLINE, at, events, "connected")
+                device.last_seen_at = max(filter(None, (device.last_seen_at, at)))
+            continue
+        if message.kind == "meta":
+            meta = message.meta
+            if (meta["model"], meta["firmware"]) != (device.model, device.firmware):
+                events.append(
+                    DeviceEvent(
+                        device_id=device.id,
+                        kind=DeviceEventKind.META,
+                        at=at,
+                        detail={
+                            "model": meta["model"][:64],
+                            "firmware": meta["firmware"][:64],
+                            "previous_model": device.model,
+                            "previous_firmware": device.firmware,
+                        },
+                    )
+                )
+                device.model, device.firmware = meta["model"][:64], meta["firmware"][:64]
+            if meta["boot"] != device.last_boot:
+                if device.last_boot is not None:
+                    events.append(
+                        DeviceEvent(
+                            device_id=device.id,
+                            kind=DeviceEventKind.BOOT,
+                            at=at,
+                            detail={"boot": meta["boot"], "previous": device.last_boot},
+                        )
+                    )
+                device.last_boot, device.last_seq = meta["boot"], None
+            continue
+        # Telemetry or event: the unit is talking, whatever became of the message.
+        device.last_seen_at = max(filter(None, (device.last_seen_at, at)))
+        _set_status(device, DeviceStatus.ONLINE, at, events, "message")
+        row = message.row
+        if row is None or row.key not in inserted:
+            continue
+        inserted.discard(row.key)  # a message repeated within the batch counts once
+        stored = message.stored
+        fresh.append(stored)
+        earliest, ts = message.reading_times
+        dirty_from = earliest if dirty_from is None else min(dirty_from, earliest)
+        if last_message is None or ts >= last_message:
+            if device.last_boot is not None and stored.boot != device.last_boot:
+                events.append(
+                    DeviceEvent(
+                        device_id=device.id,
+                        kind=DeviceEventKind.BOOT,
+                        at=at,
+                        detail={"boot": stored.boot, "previous": device.last_boot},
+                    )
+                )
+            last_message = ts
+            device.last_boot, device.last_seq = stored.boot, stored.seq
+    if fresh:
+        device.last_message_at = _utc(last_message)
+        hour = _utc(dirty_from).replace(minute=0, second=0, microsecond=0)
+        if device.aggregate_dirty_since is None or hour < device.aggregate_dirty_since:
+            device.aggregate_dirty_since = hour
+    return fresh
+
+
+_DEVICE_FIELDS = (
+    "status",
+    "status_changed_at",
+    "last_seen_at",
+    "last_message_at",
+    "last_boot",
+    "last_seq",
+    "model",
+    "firmware",
+    "aggregate_dirty_since",
+    "updated_at",
+)
+
+_UPDATE_SQL = """
+UPDATE telemetry_device AS d SET
+    status = v.status, status_changed_at = v.status_changed_at, last_seen_at = v.last_seen_at,
+    last_message_at = v.last_message_at, last_boot = v.last_boot, last_seq = v.last_seq,
+    model = v.model, firmware = v.firmware,
+    aggregate_dirty_since = v.aggregate_dirty_since, updated_at = v.updated_at
+FROM unnest(%b::int8[], %b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[],
+            %b::int8[], %b::int8[], %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[])
+     AS v(id, status, status_changed_at, last_seen_at, last_message_at, last_boot, last_seq,
+          model, firmware, aggregate_dirty_since, updated_at)
+WHERE d.id = v.id
+"""
+
+
+def _save_devices(devices: list[_DeviceState], now: datetime) -> None:
+    """Write the devices' new state in one statement."""
+    if not devices:
+        return
+    fields = [name for name in _DEVICE_FIELDS if name != "updated_at"]
+    if not storage.is_postgresql():
+        Device.objects.bulk_update(
+            [
+                Device(id=d.id, updated_at=now, **{name: getattr(d, name) for name in fields})
+                for d in devices
+            ],
+            _DEVICE_FIELDS,
+        )
+        return
+    columns: list[list] = [[d.id for d in devices]]
+    for name in fields:
+        columns.append([getattr(d, name) for d in devices])
+    columns.append([now] * len(devices))
+    # Server-side binding: the arrays travel as parameters, not as a giant quoted literal.
+    with storage.pg_cursor() as cursor:
+        cursor.execute(_UPDATE_SQL, columns)
