@@ -1,6 +1,10 @@
 """The world the API fuzzer runs in: one organisation with a manager and some data."""
 
 from tests.factories import OrganisationFactory, UserFactory
+from tests.factories.estate import seed_fuzz_estate
+from tests.factories.notifications import seed_fuzz_notifications
+from tests.factories.telemetry import seed_fuzz_telemetry
+from tests.factories.tickets import seed_fuzz_tickets
 
 
 def seed_fuzz_world() -> dict:
@@ -9,4 +13,8 @@ def seed_fuzz_world() -> dict:
     manager = UserFactory(
         organisation=organisation, role="manager", email="manager@fuzz.example", phone=None
     )
+    seed_fuzz_estate(organisation)
+    seed_fuzz_telemetry(organisation)
+    seed_fuzz_notifications(organisation, manager)
+    seed_fuzz_tickets(organisation, manager)
     return {"organisation": organisation, "manager": manager}

@@ -37,7 +37,13 @@ def process_commands(*, with_simulator: bool, devices: int) -> dict[str, str]:
     commands = {
         "web": _python_cmd("web"),
         "mqtt": _python_cmd("mqtt-broker"),
-        "worker": _python_cmd("worker", "--concurrency", "2"),
+        "worker": _python_cmd(
+            "worker",
+            "--concurrency",
+            "2",
+            "-Q",
+            "celery,ingest.0,ingest.1,ingest.2,ingest.3,ingest.quarantine",
+        ),
         "beat": _python_cmd("beat"),
     }
     if "bridge" in present:

@@ -72,6 +72,10 @@ INSTALLED_APPS = [
     "api.accounts",
     "api.estate",
     "api.telemetry",
+    "api.tickets",
+    "api.notifications",
+    "api.news",
+    "api.documents",
 ]
 
 MIDDLEWARE = [
@@ -86,6 +90,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    "api.core.idempotency.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "api.config.urls"
@@ -152,6 +157,16 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# E-mails are matched case-insensitively at login, so lockouts must be too.
+AXES_USERNAME_CALLABLE = "api.accounts.authentication.axes_username"
+# The client address as the API's throttles see it (REST_FRAMEWORK["NUM_PROXIES"]).
+AXES_CLIENT_IP_CALLABLE = "api.accounts.authentication.client_ip"
+
+# Phone login by one-time code (api.accounts.otp): back-off in seconds after a wrong code
+# (1, 2, 4, 8 s with factor 1) and the shortest answer to a code request, so that known and
+# unknown numbers take the same time.
+OTP_THROTTLE_FACTOR = env.float("OTP_THROTTLE_FACTOR", default=1.0)
+OTP_REQUEST_MIN_SECONDS = env.float("OTP_REQUEST_MIN_SECONDS", default=0.3)
 
 PHONENUMBER_DEFAULT_REGION = "FR"
 PHONENUMBER_DB_FORMAT = "E164"
@@ -192,7 +207,7 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "api.accounts.authentication.JWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "api.core.pagination.PagePagination",
@@ -213,7 +228,11 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "otp_ip": env.str("THROTTLE_OTP_IP", default="30/hour"),
         "login_ip": env.str("THROTTLE_LOGIN_IP", default="60/hour"),
+        "otp_verify_ip": env.str("THROTTLE_OTP_VERIFY_IP", default="60/hour"),
     },
+    # Client addresses for throttling come from X-Forwarded-For only behind this many trusted
+    # proxies; with 0 a client cannot dodge a per-IP limit by sending the header itself.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -246,9 +265,44 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "ENUM_NAME_OVERRIDES": {
+        "AlertStatusEnum": "api.notifications.models.AlertStatus",
+        "AppointmentStatusEnum": "api.tickets.models.AppointmentStatus",
+        "BroadcastKindEnum": "api.notifications.models.BroadcastKind",
+        "BroadcastStatusEnum": "api.notifications.models.BroadcastStatus",
+        "ChannelEnum": "api.notifications.models.Channel",
+        "CommonAreaKindEnum": "api.estate.models.CommonAreaKind",
+        "DelegationRelationEnum": "api.estate.models.DelegationRelation",
+        "DeliveryStatusEnum": "api.notifications.models.DeliveryStatus",
+        "DeviceEventKindEnum": "api.telemetry.models.DeviceEventKind",
+        "DeviceKindEnum": "api.telemetry.models.DeviceKind",
+        "DeviceStatusEnum": "api.telemetry.models.DeviceStatus",
+        "DwellingTypeEnum": "api.estate.models.DwellingType",
+        "EquipmentKindEnum": "api.estate.models.EquipmentKind",
+        "EstateEventKindEnum": "api.estate.models.EstateEventKind",
+        "HouseholdRelationEnum": "api.estate.models.HouseholdRelation",
+        "IncidentStatusEnum": "api.tickets.models.IncidentStatus",
+        "IncidentUpdateKindEnum": "api.tickets.models.IncidentUpdateKind",
+        "PostKindEnum": "api.news.models.PostKind",
+        "PushDeviceKindEnum": "api.notifications.models.PushDeviceKind",
+        "ReceiptKindEnum": "api.documents.models.ReceiptKind",
+        "RoleEnum": "api.core.roles.Role",
+        "TeamKindEnum": "api.estate.models.TeamKind",
+        "TicketConfirmationEnum": "api.tickets.models.Confirmation",
+        "TicketEventKindEnum": "api.tickets.models.EventKind",
+        "TicketPayerEnum": "api.tickets.models.Payer",
+        "TicketPlaceKindEnum": "api.tickets.models.PlaceKind",
+        "TicketPriorityEnum": "api.tickets.models.Priority",
+        "TicketQuestionKindEnum": "api.tickets.models.QuestionKind",
+        "TicketSourceEnum": "api.tickets.models.Source",
+        "TicketStatusEnum": "api.tickets.models.Status",
+        "TicketWaitingReasonEnum": "api.tickets.models.WaitingReason",
+        "TradeEnum": "api.estate.models.Trade",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.core.schema.add_error_responses",
+        "api.core.idempotency.add_idempotency_header",
     ],
     "SECURITY": [{"jwtAuth": []}],
 }
@@ -276,11 +330,62 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "core.worker_heartbeat", "schedule": 30.0},
+    "accounts-purge-expired-credentials": {
+        "task": "accounts.purge_expired_credentials",
+        "schedule": 3600.0,
+    },
+    "telemetry-offline-sweep": {"task": "telemetry.mark_silent_offline", "schedule": 60.0},
+    "telemetry-aggregates": {"task": "telemetry.update_aggregates", "schedule": 300.0},
+    "telemetry-partitions": {"task": "telemetry.prepare_partitions", "schedule": 6 * 3600.0},
+    "telemetry-purge": {"task": "telemetry.purge", "schedule": 24 * 3600.0},
+    "tickets-sla-breaches": {"task": "tickets.detect_sla_breaches", "schedule": 300.0},
+    "tickets-appointment-reminders": {
+        "task": "tickets.send_appointment_reminders",
+        "schedule": 900.0,
+    },
+    "tickets-auto-close": {"task": "tickets.auto_close_unconfirmed", "schedule": 3600.0},
+    # The outbox sweeper: deliveries whose hand-off to a worker was lost, or whose worker died.
+    "notifications-sweep": {
+        "task": "notifications.sweep",
+        "schedule": env.float("NOTIFY_SWEEP_SECONDS", default=5.0),
+    },
+    "notifications-escalate": {"task": "notifications.escalate", "schedule": 30.0},
+    "news-publish-due": {"task": "news.publish_due", "schedule": 60.0},
 }
+# Ingest batches go to one queue per device-hash shard (api.telemetry.routing), so that one
+# device's batches are handled in order; refused messages to their own queue.
+CELERY_TASK_ROUTES = ["api.telemetry.routing.route_task"]
 
 # --- MQTT ------------------------------------------------------------------------------------
-MQTT_URL = env.str("MQTT_URL", default="mqtt://127.0.0.1:1884")
+# The bridge's broker and login. The development default carries the bridge login that
+# api.telemetry.services.bridge_credentials() writes into the embedded broker's password file.
+MQTT_URL = env.str(
+    "MQTT_URL", default="mqtt://palier-bridge:palier-bridge-dev-password@127.0.0.1:1884"
+)
 EMBEDDED_MQTT_PORT = env.int("EMBEDDED_MQTT_PORT", default=1884)
+# Optional: a local Mosquitto's pid file, signalled (SIGHUP) when device credentials change.
+MOSQUITTO_PID_FILE = env.str("MOSQUITTO_PID_FILE", default="")
+# MQTT bridge (workers/bridge.py, docs/operations.md). Each bridge needs a client id of its own
+# that stays the same across restarts (its persistent session); empty: palier-bridge-<host>-<n>
+# with n from BRIDGE_INSTANCE or `palier bridge --instance n`.
+MQTT_BRIDGE_CLIENT_ID = env.str("MQTT_BRIDGE_CLIENT_ID", default="")
+# auto: shared subscription when the broker offers it (MQTT 5), plain otherwise; on; off.
+MQTT_SHARED_SUBSCRIPTION = env.str("MQTT_SHARED_SUBSCRIPTION", default="auto")
+# auto: MQTT 5, or 3.1.1 when the broker refuses 5 (the embedded broker); 5; 3.1.1.
+MQTT_PROTOCOL = env.str("MQTT_PROTOCOL", default="auto")
+MQTT_SESSION_EXPIRY_S = env.int("MQTT_SESSION_EXPIRY_S", default=2 * 86400)
+MQTT_KEEPALIVE_S = env.int("MQTT_KEEPALIVE_S", default=30)
+# Unacknowledged messages the broker may send a bridge (bounds the bridge's memory).
+MQTT_RECEIVE_MAXIMUM = env.int("MQTT_RECEIVE_MAXIMUM", default=20000)
+BRIDGE_METRICS_PORT = env.int("BRIDGE_METRICS_PORT", default=9108 if PRODUCTION else 9198)
+
+# --- Telemetry ingest and retention ----------------------------------------------------------
+INGEST_SHARDS = env.int("INGEST_SHARDS", default=4)
+INGEST_BATCH_SIZE = env.int("INGEST_BATCH_SIZE", default=500)
+INGEST_BATCH_MS = env.int("INGEST_BATCH_MS", default=200)
+TELEMETRY_RAW_RETENTION_DAYS = env.int("TELEMETRY_RAW_RETENTION_DAYS", default=90)
+TELEMETRY_AGGREGATE_RETENTION_DAYS = env.int("TELEMETRY_AGGREGATE_RETENTION_DAYS", default=730)
+TELEMETRY_QUARANTINE_RETENTION_DAYS = env.int("TELEMETRY_QUARANTINE_RETENTION_DAYS", default=30)
 
 # --- Outbound channels -----------------------------------------------------------------------
 OUTBOX_DIR = Path(env.str("OUTBOX_DIR", default=str(VAR_DIR / "outbox")))
@@ -289,11 +394,44 @@ SMS_PROVIDER_URL = env.str("SMS_PROVIDER_URL", default="")
 SMS_PROVIDER_TOKEN = env.str("SMS_PROVIDER_TOKEN", default="")
 SMS_SENDER_ID = env.str("SMS_SENDER_ID", default="PALIER")
 SMS_DAILY_BUDGET = env.int("SMS_DAILY_BUDGET", default=5000)
+SMS_PROVIDER_TIMEOUT = env.float("SMS_PROVIDER_TIMEOUT", default=10.0)
+# Shared secret the SMS provider signs inbound messages with (HMAC-SHA256, api.tickets.apis).
+SMS_INBOUND_SECRET = env.str(
+    "SMS_INBOUND_SECRET", default="" if PRODUCTION else "dev-only-sms-inbound-secret"
+)
 PUSH_BACKEND = env.str("PUSH_BACKEND", default="file")
 FCM_CREDENTIALS_FILE = env.str("FCM_CREDENTIALS_FILE", default="")
 VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
 VAPID_PUBLIC_KEY = env.str("VAPID_PUBLIC_KEY", default="")
 VAPID_CLAIM_EMAIL = env.str("VAPID_CLAIM_EMAIL", default="")
+
+# --- Notification outbox (api.notifications) -------------------------------------------------
+# Workers claim this many due deliveries at a time, for this long; a claim older than its
+# lease belongs to a dead worker and is recovered by the sweeper.
+NOTIFY_CLAIM_BATCH = env.int("NOTIFY_CLAIM_BATCH", default=25)
+NOTIFY_CLAIM_LEASE_SECONDS = env.int("NOTIFY_CLAIM_LEASE_SECONDS", default=60)
+NOTIFY_DRAIN_FANOUT = env.int("NOTIFY_DRAIN_FANOUT", default=8)
+NOTIFY_DRAIN_SECONDS = env.float("NOTIFY_DRAIN_SECONDS", default=30.0)
+NOTIFY_SWEEP_GRACE_SECONDS = env.int("NOTIFY_SWEEP_GRACE_SECONDS", default=5)
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=6)
+NOTIFY_RETRY_BASE_SECONDS = env.int("NOTIFY_RETRY_BASE_SECONDS", default=30)
+NOTIFY_RETRY_MAX_SECONDS = env.int("NOTIFY_RETRY_MAX_SECONDS", default=3600)
+# Critical notices: SMS to people with the app who have not read it, then the caretaker's
+# door-knocking list of households nobody in which has read it.
+NOTIFY_CRITICAL_SMS_AFTER_MINUTES = env.int("NOTIFY_CRITICAL_SMS_AFTER_MINUTES", default=15)
+NOTIFY_NOT_REACHED_AFTER_MINUTES = env.int("NOTIFY_NOT_REACHED_AFTER_MINUTES", default=120)
+# Maintenance alerts: time to acknowledge before the next person on call is called, and flood
+# control (at most this many alerts per team per window, then one digest).
+NOTIFY_ALERT_ACK_MINUTES = env.int("NOTIFY_ALERT_ACK_MINUTES", default=15)
+NOTIFY_ALERT_ACK_CRITICAL_MINUTES = env.int("NOTIFY_ALERT_ACK_CRITICAL_MINUTES", default=5)
+NOTIFY_ALERT_FLOOD_LIMIT = env.int("NOTIFY_ALERT_FLOOD_LIMIT", default=10)
+NOTIFY_ALERT_FLOOD_WINDOW_MINUTES = env.int("NOTIFY_ALERT_FLOOD_WINDOW_MINUTES", default=10)
+NOTIFY_ACK_LINK_MAX_AGE_HOURS = env.int("NOTIFY_ACK_LINK_MAX_AGE_HOURS", default=24)
+# Shared secret of the delivery-report webhooks (HMAC-SHA256 of the body); without it in
+# production every report is refused.
+NOTIFY_WEBHOOK_SECRET = env.str(
+    "NOTIFY_WEBHOOK_SECRET", default="" if PRODUCTION else f"NOTIFY_WEBHOOK_SECRET-{_DEV_ONLY}"
+)
 
 _email = env.email_url("EMAIL_URL", default="filemail://")
 vars().update(_email)
@@ -301,6 +439,9 @@ if EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":  # noqa:
     EMAIL_FILE_PATH = str(OUTBOX_DIR / "email")
 ANYMAIL = env.json("ANYMAIL", default={})
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Palier <noreply@palier.invalid>")
+# Operators alerted by e-mail (e.g. when the daily SMS budget is reached), with superusers.
+ADMINS = [(address, address) for address in env.list("ADMINS", default=[])]
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 
 # --- Security --------------------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

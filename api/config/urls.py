@@ -5,21 +5,31 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from api.core.apis import HealthApi, ReadyApi
+from api.notifications.pages import alert_ack_page
 
 api_v1 = [
     path("", include("api.accounts.urls")),
     path("", include("api.estate.urls")),
     path("", include("api.telemetry.urls")),
+    path("", include("api.tickets.urls")),
+    path("", include("api.notifications.urls")),
+    path("", include("api.news.urls")),
+    path("", include("api.documents.urls")),
 ]
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    path("open311/v2/", include("api.tickets.open311")),
     path("api/health/", HealthApi.as_view(), name="health"),
     path("api/ready/", ReadyApi.as_view(), name="ready"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("admin/", admin.site.urls),
+    # Alert acknowledgement from an SMS or e-mail: the signed link is the credential.
+    path("ack/<str:token>", alert_ack_page, name="alert-ack-page"),
+    # E-mail providers' delivery reports (django-anymail checks each provider's credentials).
+    path("anymail/", include("anymail.urls")),
 ]
 
 handler400 = "api.core.exceptions.json_bad_request"

@@ -25,9 +25,25 @@ def seed_demo() -> dict:
             first_name="Admin",
             last_name="Démo",
         )
+    from api.estate.demo import seed_demo_estate
+
+    estate_logins = seed_demo_estate(organisation)
+    from api.telemetry.demo import seed_demo_devices
+
+    seed_demo_devices(
+        organisation=organisation,
+        admin=User.objects.get(email=DEMO_ADMIN_EMAIL),
+        tenant_phone=DEMO_TENANT_PHONE,
+    )
+    from api.tickets.demo import seed_demo_tickets
+
+    seed_demo_tickets(
+        organisation, tenant_phone=DEMO_TENANT_PHONE, caretaker_phone=DEMO_CARETAKER_PHONE
+    )
     return {
         "admin_email": DEMO_ADMIN_EMAIL,
         "admin_password": DEMO_ADMIN_PASSWORD,
         "tenant_phone": DEMO_TENANT_PHONE,
         "caretaker_phone": DEMO_CARETAKER_PHONE,
+        **estate_logins,
     }

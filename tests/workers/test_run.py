@@ -40,7 +40,7 @@ def test_palier_run_serves_the_api_on_sqlite_and_stops_cleanly(tmp_path):
         PALIER_VAR_DIR=str(tmp_path / "var"),
         PALIER_BIND=f"127.0.0.1:{web_port}",
         EMBEDDED_MQTT_PORT=str(mqtt_port),
-        MQTT_URL=f"mqtt://127.0.0.1:{mqtt_port}",
+        MQTT_URL=f"mqtt://palier-bridge:palier-bridge-dev-password@127.0.0.1:{mqtt_port}",
         SIM_DEVICES="3",
     )
     base = f"http://127.0.0.1:{web_port}"

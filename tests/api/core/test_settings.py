@@ -75,6 +75,6 @@ def test_development_defaults_are_the_embedded_mode():
     assert result.stdout.split() == [
         "django.db.backends.sqlite3",
         "filesystem://",
-        "mqtt://127.0.0.1:1884",
+        "mqtt://palier-bridge:palier-bridge-dev-password@127.0.0.1:1884",
         "True",
     ]

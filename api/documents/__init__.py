@@ -1,0 +1,1 @@
+"""Tenants' documents: rent-ledger lines from the accounting system, rent receipts, balances."""

@@ -1,0 +1,1 @@
+"""Residence news and works: posts to a residence, building or entrance, and their readers."""

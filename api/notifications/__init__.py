@@ -1,0 +1,1 @@
+"""Reaching people: the notification outbox, its channels, preferences, templates and alerts."""
