@@ -56,6 +56,7 @@ from .models import (
     Ticket,
     TicketEvent,
     TicketPhoto,
+    label_in,
 )
 from .serializers import (
     STAFF_VIEWERS,
@@ -246,6 +247,8 @@ class TicketViewSet(
 
     def list(self, request):
         scoped = self.filter_queryset(selectors.tickets_visible_to(request.user))
+        # The id breaks ties, so that pages neither repeat nor skip a request.
+        scoped = scoped.order_by(*scoped.query.order_by, "pk")
         ids = self.paginate_queryset(scoped.values_list("pk", flat=True))
         rows = selectors.ticket_rows(user=request.user, ids=list(ids))
         data = TicketListSerializer(rows, many=True, context=self.get_serializer_context()).data
@@ -696,8 +699,10 @@ class TicketViewSet(
             SimilarSerializer(
                 {
                     "payer": category.payer,
-                    "payer_note": wording.pick(category.payer_note or {"fr": ""}, language),
-                    "help": wording.pick(category.help or {"fr": ""}, language),
+                    "payer_note": label_in(
+                        category.payer_note, language, category.payer_note.get("fr", "")
+                    ),
+                    "help": label_in(category.help, language, category.help.get("fr", "")),
                     "incident": incident,
                     "similar": list(tickets[:20]),
                 },
