@@ -29,6 +29,15 @@ SHARE_GROUP = "palier"
 SHARED_SUBSCRIPTION = f"$share/{SHARE_GROUP}/dt/+/+/+"
 PLAIN_SUBSCRIPTION = "dt/+/+/+"
 
+
+def subscriptions(*, shared: bool, fleets: tuple[str, ...] = ()) -> list[str]:
+    """The bridge's topic filters: every fleet, or only the fleets named (one pool per landlord)."""
+    if not fleets:
+        return [SHARED_SUBSCRIPTION if shared else PLAIN_SUBSCRIPTION]
+    prefix = f"$share/{SHARE_GROUP}/" if shared else ""
+    return [f"{prefix}dt/{fleet}/+/+" for fleet in fleets]
+
+
 DIRECTIONS = ("dt", "cmd")
 DATA_KINDS = ("telemetry", "event", "status", "meta")
 STATUS_ONLINE = "online"

@@ -85,6 +85,7 @@ class BridgeConfig:
     batch_size: int = 500
     batch_ms: int = 200
     shards: int = 4
+    fleets: tuple[str, ...] = ()  # empty: every fleet
     broker_url: str = "redis://127.0.0.1:6379/0"
     stop_grace_s: float = 10.0
 
@@ -110,6 +111,7 @@ class BridgeConfig:
             batch_size=settings.INGEST_BATCH_SIZE,
             batch_ms=settings.INGEST_BATCH_MS,
             shards=settings.INGEST_SHARDS,
+            fleets=tuple(settings.MQTT_BRIDGE_FLEETS),
             broker_url=settings.CELERY_BROKER_URL,
         )
         return replace(config, **{k: v for k, v in overrides.items() if v is not None})
@@ -304,16 +306,16 @@ class Bridge:
             available = False
         wanted = self.config.shared
         self.shared = available if wanted == "auto" else wanted in {"on", "true", "1", "yes"}
-        topic = contract.SHARED_SUBSCRIPTION if self.shared else contract.PLAIN_SUBSCRIPTION
-        self.topic = topic
+        topics = contract.subscriptions(shared=self.shared, fleets=self.config.fleets)
+        self.topic = topic = ", ".join(topics)
         with self._cond:
             # Unacknowledged messages of a previous connection come back with this one.
             self._pending.clear()
             metrics.INFLIGHT.set(0)
         if self.protocol == mqtt.MQTTv5:
-            client.subscribe(topic, options=SubscribeOptions(qos=1))
+            client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
         else:
-            client.subscribe(topic, qos=1)
+            client.subscribe([(t, 1) for t in topics])
         if not flags.session_present:
             logger.info("new MQTT session %s (nothing was waiting for it)", self.config.client_id)
         logger.info(

@@ -76,6 +76,9 @@ INSTALLED_APPS = [
     "api.notifications",
     "api.news",
     "api.documents",
+    "api.faults",
+    "api.audits",
+    "api.privacy",
 ]
 
 MIDDLEWARE = [
@@ -371,6 +374,8 @@ MOSQUITTO_PID_FILE = env.str("MOSQUITTO_PID_FILE", default="")
 MQTT_BRIDGE_CLIENT_ID = env.str("MQTT_BRIDGE_CLIENT_ID", default="")
 # auto: shared subscription when the broker offers it (MQTT 5), plain otherwise; on; off.
 MQTT_SHARED_SUBSCRIPTION = env.str("MQTT_SHARED_SUBSCRIPTION", default="auto")
+# Fleets (organisation slugs) this bridge pool serves; empty: all of them.
+MQTT_BRIDGE_FLEETS = env.list("MQTT_BRIDGE_FLEETS", default=[])
 # auto: MQTT 5, or 3.1.1 when the broker refuses 5 (the embedded broker); 5; 3.1.1.
 MQTT_PROTOCOL = env.str("MQTT_PROTOCOL", default="auto")
 MQTT_SESSION_EXPIRY_S = env.int("MQTT_SESSION_EXPIRY_S", default=2 * 86400)

@@ -15,6 +15,9 @@ api_v1 = [
     path("", include("api.notifications.urls")),
     path("", include("api.news.urls")),
     path("", include("api.documents.urls")),
+    path("", include("api.faults.urls")),
+    path("", include("api.audits.urls")),
+    path("", include("api.privacy.urls")),
 ]
 
 urlpatterns = [

@@ -419,3 +419,13 @@ record_structs = st.builds(
 @given(records=st.lists(record_structs, max_size=6))
 def test_the_fast_path_agrees_with_the_per_record_reasons(records):
     assert contract._all_valid(records) == all(contract.check_record(r) is None for r in records)
+
+
+def test_a_bridge_pool_can_serve_some_fleets_only():
+    assert contract.subscriptions(shared=True) == [contract.SHARED_SUBSCRIPTION]
+    assert contract.subscriptions(shared=False) == [contract.PLAIN_SUBSCRIPTION]
+    assert contract.subscriptions(shared=True, fleets=("lyon", "metz")) == [
+        "$share/palier/dt/lyon/+/+",
+        "$share/palier/dt/metz/+/+",
+    ]
+    assert contract.subscriptions(shared=False, fleets=("lyon",)) == ["dt/lyon/+/+"]

@@ -1,0 +1,3 @@
+"""Routes of the audits app, under /api/v1/."""
+
+urlpatterns: list = []
