@@ -7,7 +7,20 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from api.core.redaction import JWT as JWT_SHAPE
 from tests.factories import OrganisationFactory, UserFactory
+
+# Tests that start brokers, bridges, workers or whole stacks on fixed ports and share the
+# machine's Mosquitto subscriptions: under pytest-xdist they all run in one worker, one after
+# the other, while the rest of the suite spreads over the others.
+PROCESS_TESTS = ("tests/workers/", "tests/integration/", "tests/devices/test_simulator_mqtt.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if path.startswith(PROCESS_TESTS):
+            item.add_marker(pytest.mark.xdist_group("processes"))
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +47,14 @@ def _fail_on_logged_exception(caplog):
         if r.levelno >= logging.ERROR and r.exc_info and not getattr(r, "expected", False)
     ]
     assert not errors, f"unexpected exception logged: {errors[0].getMessage()}"
+
+
+@pytest.fixture(autouse=True)
+def _no_token_in_the_logs(caplog):
+    """No log record of any test holds a JWT (tests/test_log_hygiene.py checks the rest)."""
+    yield
+    leaks = [r for r in caplog.get_records("call") if JWT_SHAPE.search(r.getMessage())]
+    assert not leaks, f"a token reached the logs ({leaks[0].name})"
 
 
 @pytest.fixture
