@@ -39,11 +39,21 @@ class DeliveryStatus(models.TextChoices):
 class Notification(BaseModel):
     """One message to one person: the inbox item, rendered in the person's language."""
 
+    # A crisis notice writes 10,000 rows in one go: every index costs, so foreign keys that the
+    # composite and partial indexes below already serve have none of their own.
     organisation = models.ForeignKey(
-        "estate.Organisation", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+        "estate.Organisation",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        db_index=False,
     )
     event = models.CharField(max_length=64, help_text='The template: "ticket.created"…')
     context = models.JSONField(default=dict, blank=True)
@@ -56,9 +66,7 @@ class Notification(BaseModel):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    batch = models.UUIDField(
-        default=uuid.uuid4, db_index=True, help_text="Notifications written by one call."
-    )
+    batch = models.UUIDField(default=uuid.uuid4, help_text="Notifications written by one call.")
     dwelling = models.ForeignKey(
         "estate.Dwelling",
         on_delete=models.SET_NULL,
@@ -71,7 +79,12 @@ class Notification(BaseModel):
         "Broadcast", on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
     )
     alert = models.ForeignKey(
-        "TeamAlert", on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
+        "TeamAlert",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        db_index=False,
     )
     read_at = models.DateTimeField(null=True, blank=True)
 
@@ -89,6 +102,9 @@ class Notification(BaseModel):
             models.Index(
                 fields=["recipient"], condition=Q(read_at__isnull=True), name="notification_unread"
             ),
+            models.Index(
+                fields=["alert"], condition=Q(alert__isnull=False), name="notification_alert"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -98,8 +114,9 @@ class Notification(BaseModel):
 class Delivery(BaseModel):
     """One notification through one channel: claimed by one worker, sent at most once."""
 
+    # Served by the unique (notification, channel) constraint's index.
     notification = models.ForeignKey(
-        Notification, on_delete=models.CASCADE, related_name="deliveries"
+        Notification, on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
     channel = models.CharField(max_length=10, choices=Channel.choices)
     status = models.CharField(
@@ -112,7 +129,7 @@ class Delivery(BaseModel):
     )
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_until = models.DateTimeField(null=True, blank=True)
-    provider_id = models.CharField(max_length=200, blank=True, db_index=True)
+    provider_id = models.CharField(max_length=200, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     detail = models.JSONField(default=dict, blank=True, help_text="Per-device results.")
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -136,6 +153,10 @@ class Delivery(BaseModel):
             ),
             models.Index(
                 fields=["claimed_until"], condition=Q(status="sending"), name="delivery_claimed"
+            ),
+            # Provider callbacks look deliveries up by their id; queued ones have none yet.
+            models.Index(
+                fields=["provider_id"], condition=~Q(provider_id=""), name="delivery_provider_id"
             ),
         ]
 
