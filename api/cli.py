@@ -1,9 +1,9 @@
 """`palier`: the operations entry point.
 
 `palier run` starts the whole system on embedded defaults; `palier web|worker|beat|bridge|
-mqtt-broker|simulate` start one process each (the same commands the containers run); any other
-subcommand is a Django management command (`palier seed-demo`, `palier import-estate FILE`,
-`palier user add ...`, `palier migrate`).
+mqtt-broker|simulate` start one process each, `palier ingest-workers` one per ingest shard (the
+same commands the containers run); any other subcommand is a Django management command
+(`palier seed-demo`, `palier import-estate FILE`, `palier user add ...`, `palier migrate`).
 """
 
 import os
@@ -86,6 +86,13 @@ def mqtt_broker(args: list[str]) -> None:
     broker_main(args)
 
 
+def ingest_workers(args: list[str]) -> None:
+    """One Celery worker per ingest shard queue (INGEST_SHARDS), supervised together."""
+    from workers.supervisor import run_ingest_workers
+
+    sys.exit(run_ingest_workers(args))
+
+
 def bridge(args: list[str]) -> None:
     """The MQTT → task-queue bridge."""
     from workers.bridge import main as bridge_main
@@ -119,6 +126,7 @@ PROCESSES: dict[str, Callable[[list[str]], None]] = {
     "run": run,
     "web": web,
     "worker": worker,
+    "ingest-workers": ingest_workers,
     "beat": beat,
     "mqtt-broker": mqtt_broker,
     "bridge": bridge,

@@ -56,7 +56,7 @@ FLEET = "bench"
 HEATING = ["room_temp", "room_setpoint", "flow_temp", "return_temp", "ch_pressure", "flame"]
 HEATING += ["heat_demand", "rssi"]
 VENTILATION = ["fan_rpm", "extract_pressure", "rh", "co2", "filter_alarm", "rssi"]
-INGEST_QUEUES = "ingest.0,ingest.1,ingest.2,ingest.3,ingest.quarantine"
+SHARDS = int(os.environ.get("INGEST_SHARDS", "4"))
 
 
 # --- small helpers ------------------------------------------------------------------------------
@@ -232,15 +232,26 @@ class Publishing(threading.Thread):
 class Stack:
     """Own Mosquitto and Redis, the bench database, and the Palier processes under test."""
 
-    def __init__(self, workdir: Path, database_url: str, concurrency: int) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        database_url: str,
+        concurrency: int,
+        *,
+        per_shard: bool = True,
+        faults: bool = True,
+    ) -> None:
         self.workdir = workdir
         self.database_url = database_url
         self.concurrency = concurrency
+        self.per_shard = per_shard
+        self.faults = faults
         self.mqtt_port = free_port()
         self.redis_port = free_port()
         self.children: list[subprocess.Popen] = []
         self.bridges: dict[str, subprocess.Popen] = {}
-        self.worker: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+        self.named: dict[str, subprocess.Popen] = {}
         self.rss_peak: dict[str, float] = {}
         self._rss_stop = threading.Event()
 
@@ -261,6 +272,7 @@ class Stack:
         log = (self.workdir / f"{name}.log").open("ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, **kwargs)
         self.children.append(proc)
+        self.named[name] = proc
         return proc
 
     def start_brokers(self) -> None:
@@ -340,26 +352,33 @@ class Stack:
             batch_size=1000,
         )
 
-    def start_worker(self) -> None:
-        self.worker = self._spawn(
-            "worker",
-            [
-                PYTHON,
-                "-m",
-                "api.cli",
-                "worker",
-                "-Q",
-                INGEST_QUEUES,
-                "--concurrency",
-                str(self.concurrency),
-                "--loglevel",
-                "WARNING",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=ROOT,
-            env=self.env,
-        )
+    def start_workers(self) -> None:
+        """One single-process worker per shard queue (as `palier ingest-workers` runs them) and
+        one for the quarantine queue; or, with --single-worker, one worker for every queue."""
+        common = ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
+        if self.per_shard:
+            groups = [[f"ingest.{n}"] for n in range(SHARDS)] + [["ingest.quarantine"]]
+            concurrency = 1
+        else:
+            groups = [[f"ingest.{n}" for n in range(SHARDS)] + ["ingest.quarantine"]]
+            concurrency = self.concurrency
+        env, cwd, command = self.env, ROOT, [PYTHON, "-m", "api.cli", "worker"]
+        if not self.faults:
+            # The same app with fault evaluation left out: the write path alone.
+            env = dict(env, BENCH_WITHOUT_FAULTS="1", PYTHONPATH=f"{ROOT}:{ROOT / 'bench'}")
+            cwd, command = ROOT / "bench", [PYTHON, "-m", "celery", "-A", "ingest:faultless_app"]
+            command += ["worker"]
+        for index, queues in enumerate(groups):
+            argv = [*command, "-Q", ",".join(queues)]
+            argv += ["--concurrency", str(concurrency), "-n", f"bench-{index}@%h", *common]
+            self.workers.append(self._spawn(f"worker-{index}", argv, cwd=cwd, env=env))
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in self.workers:
+            worker.wait(60)
+        self.workers = []
 
     def start_bridge(self, client_id: str, *, leave: bool = False) -> subprocess.Popen:
         port = free_port()
@@ -429,6 +448,7 @@ class HandOff(threading.Thread):
         self.ports, self.expected = ports, expected
         self.base = self._received()
         self.at: float | None = None
+        self.peak_inflight = 0.0
         self.stop = threading.Event()
 
     def _received(self) -> float:
@@ -439,9 +459,69 @@ class HandOff(threading.Thread):
             samples = [scrape(p) for p in self.ports]
             received = sum(m.get("palier_bridge_messages_received_total", 0.0) for m in samples)
             inflight = sum(m.get("palier_bridge_inflight_messages", 0.0) for m in samples)
+            self.peak_inflight = max(self.peak_inflight, inflight)
             if received - self.base >= self.expected and inflight == 0:
                 self.at = time.time()
             time.sleep(0.25)  # each scrape costs the bridge a little CPU
+
+
+class CpuMeter:
+    """CPU time (user + system) each part of the path spends per message between start() and
+    stop(): unlike rates, it hardly depends on what else loads the machine."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.before: dict[int, tuple[str, float]] = {}
+        self.load = 0.0
+
+    def _processes(self) -> list[tuple[str, int]]:
+        import psutil
+        import psycopg
+
+        stack = self.stack
+        found = [("bridge", p.pid) for p in stack.bridges.values()]
+        for worker in stack.workers:
+            found.append(("workers", worker.pid))
+            found += [("workers", c.pid) for c in psutil.Process(worker.pid).children(True)]
+        for name in ("mosquitto", "redis"):
+            if name in stack.named:
+                found.append((name, stack.named[name].pid))
+        with psycopg.connect(stack.database_url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            ).fetchall()
+        found += [("postgresql", row[0]) for row in rows]
+        return found
+
+    @staticmethod
+    def _seconds(pid: int) -> float | None:
+        import psutil
+
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            return None
+        return times.user + times.system
+
+    def start(self) -> None:
+        self.load = os.getloadavg()[0]
+        self.before = {}
+        for group, pid in self._processes():
+            seconds = self._seconds(pid)
+            if seconds is not None:
+                self.before[pid] = (group, seconds)
+
+    def stop(self, messages: int) -> dict[str, float]:
+        """µs of CPU per message by group (processes alive at both ends), and load averages."""
+        spent: dict[str, float] = {}
+        for pid, (group, seconds) in self.before.items():
+            now = self._seconds(pid)
+            if now is not None:
+                spent[group] = spent.get(group, 0.0) + now - seconds
+        result = {group: value / messages * 1e6 for group, value in spent.items()}
+        result["load_start"], result["load_end"] = self.load, os.getloadavg()[0]
+        return result
 
 
 # --- database probes ----------------------------------------------------------------------------
@@ -639,6 +719,20 @@ def _naive_app():
 naive_app = _naive_app() if os.environ.get("BENCH_NAIVE_WORKER") else None
 
 
+def _faultless_app():
+    """Palier's Celery app with fault evaluation (hooks.on_readings_stored) switched off."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "api.config.settings")
+    from api.telemetry import hooks
+
+    hooks.on_readings_stored = lambda device_ids, readings: None
+    from workers.celery_app import app
+
+    return app
+
+
+faultless_app = _faultless_app() if os.environ.get("BENCH_WITHOUT_FAULTS") else None
+
+
 def naive_bridge(port: int, ready_file: str) -> None:
     """Stock paho (auto-ack after on_message), one task per message."""
     import msgspec
@@ -725,14 +819,18 @@ def throughput(
         import psutil
 
         pids = {f"profile-{name}": proc.pid for name, proc in stack.bridges.items()}
-        for index, child in enumerate(psutil.Process(stack.worker.pid).children()):
+        children = [c for w in stack.workers for c in psutil.Process(w.pid).children()]
+        for index, child in enumerate(children):
             pids[f"profile-worker-{index}"] = child.pid
         profile(pids, 10, stack.workdir)
     handoff = HandOff([b.metrics_port for b in stack.bridges.values()], expected)
     handoff.start()
+    meter = CpuMeter(stack)
+    meter.start()
     job = Publishing(stack.mqtt_port, devices, rounds=rounds, boot=boot, processes=procs)
     job.start()
     stored_at = store.wait_stored(boot, expected, timeout=900)
+    cpu = meter.stop(expected)
     job.join()
     handoff.stop.set()
     handoff.join()
@@ -746,6 +844,7 @@ def throughput(
         "seconds": (stored_at - started) if stored_at else float("nan"),
         "lost": expected - distinct,
         "duplicated": rows - distinct,
+        "cpu_us": cpu,
     }
 
 
@@ -787,6 +886,7 @@ def backlog(stack: Stack, store: Store, devices, rounds: int, boot: int, procs: 
     return {
         "messages": expected,
         "handoff_seconds": (handoff.at - started) if handoff.at else float("nan"),
+        "peak_inflight": handoff.peak_inflight,
         "seconds": (stored_at - started) if stored_at else float("nan"),
         "lost": expected - distinct,
         "duplicated": rows - distinct,
@@ -849,7 +949,19 @@ def main() -> None:
     parser.add_argument("--messages", type=int, help="messages in the throughput phases")
     parser.add_argument("--backlog", type=int, help="messages in the backlog phase")
     parser.add_argument("--publishers", type=int, default=2, help="publisher processes")
-    parser.add_argument("--concurrency", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="worker processes (--single-worker, naive)"
+    )
+    parser.add_argument(
+        "--without-faults",
+        action="store_true",
+        help="ingest workers without fault evaluation (the write path alone)",
+    )
+    parser.add_argument(
+        "--single-worker",
+        action="store_true",
+        help="one worker for every shard queue instead of one per shard",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the bridge and worker (throughput phase)"
@@ -874,7 +986,13 @@ def main() -> None:
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/palier_bench"
     )
     workdir = Path(tempfile.mkdtemp(prefix="palier-bench-"))
-    stack = Stack(workdir, database_url, args.concurrency)
+    stack = Stack(
+        workdir,
+        database_url,
+        args.concurrency,
+        per_shard=not args.single_worker,
+        faults=not args.without_faults,
+    )
     figures: dict[str, dict] = {}
     metrics: dict[str, float] = {}
     try:
@@ -892,7 +1010,7 @@ def main() -> None:
             say(f"  {figures['raw']}")
 
         if phases & {"one", "latency", "two", "backlog"}:
-            stack.start_worker()
+            stack.start_workers()
             # The backlog phase needs this session to outlive a stop; otherwise leave on stop.
             stack.start_bridge("bench-bridge-0", leave="backlog" not in phases)
             say("warm-up")
@@ -931,9 +1049,7 @@ def main() -> None:
         if "bench-bridge-0" in stack.bridges:
             metrics = scrape(stack.bridges["bench-bridge-0"].metrics_port)
             stack.stop_bridge("bench-bridge-0")
-        if stack.worker is not None:
-            stack.worker.send_signal(signal.SIGTERM)
-            stack.worker.wait(60)
+        stack.stop_workers()
 
         if "naive" in phases:
             say(f"naive baseline: {naive_n:,} messages, one task and one INSERT each")
@@ -1009,6 +1125,33 @@ def report(f: dict, rss: dict, metrics: dict, args) -> None:
         ),
         ("bytes stored per message", _fmt(f.get("bytes", {}).get("per_message"), ".0f"), ""),
         (
+            "CPU µs per message, one bridge run: bridge",
+            _fmt(one.get("cpu_us", {}).get("bridge"), ".0f"),
+            "",
+        ),
+        (
+            "  ingest workers (all processes)",
+            _fmt(one.get("cpu_us", {}).get("workers"), ".0f"),
+            "",
+        ),
+        (
+            "  PostgreSQL (the workers' sessions)",
+            _fmt(one.get("cpu_us", {}).get("postgresql"), ".0f"),
+            "",
+        ),
+        (
+            "  Mosquitto, Redis",
+            f"{_fmt(one.get('cpu_us', {}).get('mosquitto'), '.0f')}, "
+            f"{_fmt(one.get('cpu_us', {}).get('redis'), '.0f')}",
+            "",
+        ),
+        (
+            "  load average at its start, end",
+            f"{_fmt(one.get('cpu_us', {}).get('load_start'), '.1f')}, "
+            f"{_fmt(one.get('cpu_us', {}).get('load_end'), '.1f')}",
+            "",
+        ),
+        (
             "bridge: quarantined, records rejected",
             f"{metrics.get('palier_bridge_messages_quarantined_total', 0):.0f}, "
             f"{metrics.get('palier_bridge_records_rejected_total', 0):.0f}",
@@ -1019,7 +1162,9 @@ def report(f: dict, rss: dict, metrics: dict, args) -> None:
     print(
         f"Palier ingest bench ({'quick' if args.quick else 'full'}; {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.1f}; {args.devices} devices, {args.publishers} "
-        f"publisher processes, {args.concurrency} worker process(es))"
+        f"publisher processes; ingest workers: "
+        f"{'one' if args.single_worker else 'one per shard'}, {SHARDS} shards; fault "
+        f"evaluation {'off' if args.without_faults else 'on'})"
     )
     width = max(len(r[0]) for r in rows)
     print(f"{'figure':<{width}}  {'measured':>16}  goal")

@@ -308,12 +308,26 @@ def ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def measure_service(url: str, messages: list[dict], devices: int) -> dict:
+def measure_service(
+    url: str,
+    messages: list[dict],
+    devices: int,
+    *,
+    profile: str | None = None,
+    without_faults: bool = False,
+) -> dict:
     """The ingest service itself (device locks, state, events) on the chosen layout.
 
     `devices` matters: a 500-message batch updates up to 500 device rows, and how often the
     same table pages are rewritten decides whether PostgreSQL can update them in place.
     """
+    # A fresh database of its own: other apps' rows (cascades) never get in the way.
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/") + "_service"
+    with psycopg.connect(urlunparse(parsed._replace(path="/postgres")), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlunparse(parsed._replace(path=f"/{name}"))
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "api.config.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -332,12 +346,14 @@ def measure_service(url: str, messages: list[dict], devices: int) -> dict:
         Organisation,
         Residence,
     )
+    from api.telemetry import hooks
     from api.telemetry.ingest import ingest_batch
     from api.telemetry.models import Device
 
+    if without_faults:
+        hooks.on_readings_stored = lambda device_ids, readings: None
+
     call_command("migrate", verbosity=0)
-    Device.objects.all().delete()
-    Equipment.objects.filter(organisation__slug="bench").delete()
     org, _ = Organisation.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
     agency, _ = Agency.objects.get_or_create(organisation=org, name="Bench")
     residence, _ = Residence.objects.get_or_create(
@@ -347,7 +363,6 @@ def measure_service(url: str, messages: list[dict], devices: int) -> dict:
         organisation=org, residence=residence, reference="B"
     )
     entrance, _ = Entrance.objects.get_or_create(organisation=org, building=building, reference="A")
-    Dwelling.objects.filter(organisation=org).delete()
     dwellings = Dwelling.objects.bulk_create(
         Dwelling(organisation=org, entrance=entrance, reference=f"BENCH-{n}")
         for n in range(1, devices + 1)
@@ -397,23 +412,34 @@ def measure_service(url: str, messages: list[dict], devices: int) -> dict:
     warm, items = items[:devices], items[devices:]
     for offset in range(0, len(warm), BATCH):
         ingest_batch(warm[offset : offset + BATCH])
-    started = time.perf_counter()
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started, cpu = time.perf_counter(), time.process_time()
     for offset in range(0, len(items), BATCH):
         ingest_batch(items[offset : offset + BATCH])
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     replay = items[-len(items) // 5 :]
     started = time.perf_counter()
     for offset in range(0, len(replay), BATCH):
         result = ingest_batch(replay[offset : offset + BATCH])
         assert result.stored == 0
     replay_seconds = time.perf_counter() - started
-    with connection.cursor() as cur:
-        cur.execute(
-            "DELETE FROM telemetry_reading WHERE device_id = ANY(%s)",
-            [[d.id for d in by_number.values()]],
-        )
-    Device.objects.all().delete()
-    return {"msg_s": len(items) / seconds, "replay_msg_s": len(replay) / replay_seconds}
+    connection.close()
+    with psycopg.connect(urlunparse(parsed._replace(path="/postgres")), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return {
+        "msg_s": len(items) / seconds,
+        "cpu_us": cpu / len(items) * 1e6,
+        "replay_msg_s": len(replay) / replay_seconds,
+    }
 
 
 def main() -> None:
@@ -422,6 +448,13 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=2_000)
     parser.add_argument("--service-devices", type=int, default=10_000)
     parser.add_argument("--skip-service", action="store_true")
+    parser.add_argument("--service-only", action="store_true", help="skip the layouts")
+    parser.add_argument("--profile", help="cProfile the service run into this file")
+    parser.add_argument(
+        "--without-faults",
+        action="store_true",
+        help="leave fault evaluation (hooks.on_readings_stored) out: the write path alone",
+    )
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     ensure_database(url)
@@ -437,7 +470,11 @@ def main() -> None:
         f"{'bytes/msg':>11}{'series ms':>11}"
     )
     with psycopg.connect(url, autocommit=True) as conn:
-        for layout in (MessageArrays(), MessageArraysBinary(), MessageJsonb(), ReadingRows()):
+        for layout in (
+            ()
+            if args.service_only
+            else (MessageArrays(), MessageArraysBinary(), MessageJsonb(), ReadingRows())
+        ):
             r = measure_layout(conn, layout, messages, day)
             print(
                 f"{r['layout']:<16}{r['msg_s']:>10,.0f}{r['rows_s']:>11,.0f}"
@@ -445,10 +482,17 @@ def main() -> None:
             )
     if not args.skip_service:
         fleet = make_messages(args.messages, args.service_devices, day)
-        r = measure_service(url, fleet, args.service_devices)
+        r = measure_service(
+            url,
+            fleet,
+            args.service_devices,
+            profile=args.profile,
+            without_faults=args.without_faults,
+        )
         print(
             f"ingest service ({args.service_devices} units; locks, device state, events): "
-            f"{r['msg_s']:,.0f} msg/s, replay {r['replay_msg_s']:,.0f} msg/s"
+            f"{r['msg_s']:,.0f} msg/s ({r['cpu_us']:.0f} µs of the process's CPU per message), "
+            f"replay {r['replay_msg_s']:,.0f} msg/s; load average {os.getloadavg()[0]:.1f}"
         )
 
 

@@ -43,6 +43,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from devices import contract
 from workers import metrics
 from workers.bridge_mqtt import BulkClient, Message
+from workers.celery_app import BATCH_CONTENT_TYPE
 
 logger = logging.getLogger("palier.bridge")
 
@@ -129,7 +130,8 @@ class CelerySender:
     """Queue a batch as a Celery task message and return only once the broker accepted it.
 
     The body is encoded with msgspec (the ingest items hold msgspec structs) as the JSON that
-    Celery's own json serializer would produce, so workers read it like any task message.
+    Celery's own json serializer would produce, under a content type of its own
+    (`workers.celery_app.BATCH_CONTENT_TYPE`) that workers decode with msgspec too.
     """
 
     def __init__(self, broker_url: str) -> None:
@@ -161,7 +163,7 @@ class CelerySender:
                 body,
                 exchange="",
                 routing_key=queue,
-                content_type="application/json",
+                content_type=BATCH_CONTENT_TYPE,
                 content_encoding="utf-8",
                 headers=message.headers,
                 delivery_mode=2,

@@ -6,6 +6,8 @@ writes under VAR_DIR/mqtt/, re-read when they change. No anonymous access. A dev
 leaves the password file (revoked) or whose password changes is disconnected at once.
 
 amqtt speaks MQTT 3.1.1 only: no shared subscriptions, so bridges subscribe without `$share`.
+An MQTT 5 CONNECT gets an immediate refusal (CONNACK 0x84, unsupported protocol version) rather
+than amqtt's silence, so a client that tries 5 first falls back to 3.1.1 at once.
 It is meant for development on loopback, not for exposure to real devices.
 """
 
@@ -24,6 +26,9 @@ from pathlib import Path
 
 from amqtt.broker import Broker
 from amqtt.contexts import Action, BaseContext
+from amqtt.errors import MQTTError
+from amqtt.mqtt.connect import ConnectVariableHeader
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
@@ -231,10 +236,51 @@ class _SnapshotDict(dict):
         return [(key, list(value)) for key, value in super().items()]
 
 
+class _NewerProtocol(MQTTError):
+    """A CONNECT at a protocol level above 3.1.1 (MQTT 5), which amqtt cannot parse."""
+
+
+# CONNACK, MQTT 5 layout: no session, reason 0x84 "unsupported protocol version", no properties.
+_REFUSE_NEWER = bytes((0x20, 0x03, 0x00, 0x84, 0x00))
+
+
+def _refuse_newer_protocols() -> None:
+    """Answer an MQTT 5 CONNECT with a refusal, then close.
+
+    amqtt reads an MQTT 5 CONNECT as 3.1.1: the properties are taken for a string length and
+    it waits for bytes that never come, so the client hears nothing until its own timeout.
+    Idempotent.
+    """
+    if getattr(BrokerProtocolHandler, "_palier_refuses_newer", False):
+        return
+    read_header = ConnectVariableHeader.from_stream.__func__
+    init_from_connect = BrokerProtocolHandler.init_from_connect.__func__
+
+    async def header_from_stream(cls, reader, fixed_header):
+        header = await read_header(cls, reader, fixed_header)
+        if header.proto_level > 4:
+            raise _NewerProtocol(f"MQTT protocol level {header.proto_level} is not supported")
+        return header
+
+    async def init_refusing_newer(cls, reader, writer, *args, **kwargs):
+        try:
+            return await init_from_connect(cls, reader, writer, *args, **kwargs)
+        except _NewerProtocol:
+            with contextlib.suppress(OSError):
+                writer.write(_REFUSE_NEWER)
+                await writer.drain()
+            raise
+
+    ConnectVariableHeader.from_stream = classmethod(header_from_stream)
+    BrokerProtocolHandler.init_from_connect = classmethod(init_refusing_newer)
+    BrokerProtocolHandler._palier_refuses_newer = True
+
+
 class PalierBroker(Broker):
     """amqtt's broker with a subscription table that tolerates changes during a broadcast."""
 
     def __init__(self, config: dict) -> None:
+        _refuse_newer_protocols()
         super().__init__(config)
         self._subscriptions = _SnapshotDict()
 

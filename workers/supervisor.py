@@ -4,6 +4,7 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 
 from honcho.manager import Manager
 from honcho.printer import Printer
@@ -37,12 +38,9 @@ def process_commands(*, with_simulator: bool, devices: int) -> dict[str, str]:
     commands = {
         "web": _python_cmd("web"),
         "mqtt": _python_cmd("mqtt-broker"),
+        # One worker for everything: SQLite takes one writer at a time anyway.
         "worker": _python_cmd(
-            "worker",
-            "--concurrency",
-            "2",
-            "-Q",
-            "celery,ingest.0,ingest.1,ingest.2,ingest.3,ingest.quarantine",
+            "worker", "--concurrency", "2", "-Q", ",".join(["celery", *_ingest_queues()])
         ),
         "beat": _python_cmd("beat"),
     }
@@ -51,6 +49,53 @@ def process_commands(*, with_simulator: bool, devices: int) -> dict[str, str]:
     if with_simulator and "simulate" in present:
         commands["simulator"] = _python_cmd("simulate", "--devices", str(devices), "--from-demo")
     return commands
+
+
+def _ingest_queues() -> list[str]:
+    from api.telemetry.routing import ingest_queues
+
+    return ingest_queues()
+
+
+def ingest_worker_commands(shards: Sequence[int], extra: Sequence[str] = ()) -> dict[str, str]:
+    """One single-process Celery worker per ingest shard queue.
+
+    A shard's batches then never wait behind another shard's, every core gets work, and one
+    unit's batches (always the same shard) are still taken one at a time.
+    """
+    return {
+        f"ingest-{shard}": _python_cmd(
+            "worker",
+            *("-Q", f"ingest.{shard}", "--concurrency", "1", "-n", f"ingest-{shard}@%h"),
+            *("--without-gossip", "--without-mingle", *extra),
+        )
+        for shard in shards
+    }
+
+
+def run_ingest_workers(argv: list[str]) -> int:
+    """`palier ingest-workers`: one worker per shard (INGEST_SHARDS) under one supervisor."""
+    from django.conf import settings
+
+    parser = argparse.ArgumentParser(
+        prog="palier ingest-workers",
+        description="One Celery worker process per ingest shard queue (ingest.0 … "
+        "ingest.<INGEST_SHARDS-1>); with --shards, only those (spread shards over hosts). "
+        "Other arguments go to each worker.",
+    )
+    parser.add_argument("--shards", help="comma-separated shard numbers (default: all)")
+    args, extra = parser.parse_known_args(argv)
+    every = range(settings.INGEST_SHARDS)
+    shards = [int(n) for n in args.shards.split(",")] if args.shards else list(every)
+    unknown = set(shards) - set(every)
+    if unknown:
+        parser.error(f"no such shard with INGEST_SHARDS={settings.INGEST_SHARDS}: {unknown}")
+    manager = Manager(Printer(sys.stdout))
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for name, command in ingest_worker_commands(shards, extra).items():
+        manager.add_process(name, command, env=env)
+    manager.loop()
+    return manager.returncode or 0
 
 
 def prepare() -> dict:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from django.db import InterfaceError, OperationalError, transaction
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,17 @@ def on_readings_stored(device_ids: list[int], readings: dict[int, list[StoredMes
     replayed batch, which stores nothing new, is never evaluated twice. `device_ids` are the
     units' primary keys in ascending order; `readings[device_id]` lists that unit's new
     messages ordered by their own time (ts, then seq). Rules must use those times, never the
-    wall clock. Nothing is evaluated yet: the rule engine plugs in here.
+    wall clock. The rule engine (api.faults.services.evaluate_stored) persists its state and
+    the faults it raises in the same transaction.
     """
-    return None
+    from api.faults.services import evaluate_stored
+
+    try:
+        # A savepoint: should fault handling fail, the readings are still stored (and the
+        # rules pick up from their last saved state) rather than the batch being refused.
+        with transaction.atomic():
+            evaluate_stored(device_ids, readings)
+    except (OperationalError, InterfaceError):
+        raise  # the database is unreachable: ingest waits and retries the whole batch
+    except Exception:
+        logger.exception("fault evaluation failed for %d units", len(device_ids))

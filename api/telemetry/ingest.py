@@ -9,14 +9,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import msgspec
+import psycopg
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from devices.contract import MAX_BUFFER_AGE_S, MIN_TIMESTAMP
@@ -24,6 +26,8 @@ from devices.contract import MAX_BUFFER_AGE_S, MIN_TIMESTAMP
 from . import hooks, storage
 from .models import Device, DeviceEvent, DeviceEventKind, DeviceStatus, Quarantine
 from .vocabulary import FIELDS, NAME_CODES
+
+logger = logging.getLogger(__name__)
 
 RAW_LIMIT = 2048
 MAX_INT = 2**63 - 1
@@ -303,13 +307,15 @@ def _lock_devices(device_refs: list[str]) -> dict[str, _DeviceState]:
     return {row[1]: _DeviceState(*row) for row in rows}
 
 
-@dataclass
+@dataclass(slots=True)
 class _Message:
-    received_at: datetime
+    """One accepted item of a unit; `received` is the bridge's arrival time, unix seconds."""
+
+    received: float
     kind: str
     row: storage.MessageRow | None = None
     stored: hooks.StoredMessage | None = None
-    reading_times: tuple[float, float] = (0.0, 0.0)
+    earliest: float = 0.0
     status: str | None = None
     meta: dict | None = None
     retained: bool = False
@@ -317,6 +323,7 @@ class _Message:
 
 _RECORD_SPECS = {name: (NAME_CODES[name], field) for name, field in FIELDS.items()}
 _MIN_OFFSET = -float(MAX_BUFFER_AGE_S)
+_MAX_TIMESTAMP = 32503680000.0  # year 3000
 
 
 def _record_values(record: object) -> tuple[int, float | None, float, str | None]:
@@ -350,39 +357,50 @@ def _record_values(record: object) -> tuple[int, float | None, float, str | None
 
 
 def _build_message(
-    device: _DeviceState, item: dict, payload: dict, received_at: datetime, quarantine: _Quarantine
+    device: _DeviceState, item: dict, payload: dict, received: float, quarantine: _Quarantine
 ) -> _Message:
-    """Turn a telemetry/event payload into a storage row; refused records are quarantined."""
-    topic = item["topic"]
+    """Turn a telemetry/event payload into a storage row; refused records are quarantined.
+
+    The hot loop of ingest (every record of every message): exact type checks first, the
+    general helpers only for what is unusual.
+    """
     if payload.get("dev") != device.device_id:
         raise _BadItem("dev differs from the item's device")
-    boot = _number(payload.get("boot"), integer=True)
-    seq = _number(payload.get("seq"), integer=True)
-    ts = _number(payload.get("ts"))
+    boot, seq, ts = payload.get("boot"), payload.get("seq"), payload.get("ts")
+    if type(boot) is not int or not 0 <= boot <= MAX_INT:
+        boot = _number(boot, integer=True)
+    if type(seq) is not int or not 0 <= seq <= MAX_INT:
+        seq = _number(seq, integer=True)
+    if type(ts) is not float or ts - ts != 0.0:
+        ts = _number(ts)
     if ts < MIN_TIMESTAMP:
         raise _BadItem("clock not set")
+    if ts > _MAX_TIMESTAMP:
+        raise _BadItem("ts out of range")
     records = payload.get("m")
-    if not isinstance(records, list):
+    if type(records) is not list:
         raise _BadItem("m is not a list")
     names: list[int] = []
     vals: list[float | None] = []
     offsets: list[float] = []
     texts: list[str | None] = []
-    kept: list[dict] = []
+    kept: list[dict] | None = None  # built only once a record is refused
     has_offset = has_text = False
     earliest = ts
     for index, record in enumerate(records):
         try:
             code, value, t, text = _record_values(record)
         except _BadItem as error:
+            if kept is None:
+                kept = records[:index]
             raw = _json_bytes(record)
             quarantine.add(
-                topic=topic,
+                topic=item["topic"],
                 reason="bad_record",
                 detail=str(error),
                 raw=raw,
                 size=len(raw),
-                received_at=received_at,
+                received_at=_utc(received),
                 key=(boot, seq, index),
             )
             continue
@@ -396,54 +414,63 @@ def _build_message(
                 earliest = ts + t
         if text is not None:
             has_text = True
-        kept.append(record)
-    message = _Message(received_at=received_at, kind=item["kind"])
-    if kept:
-        ts_us = round(ts * 1_000_000)
-        row = storage.MessageRow(
-            device_id=device.id,
-            ts=storage.utc_from_us(ts_us),
-            ts_us=ts_us,
-            boot=boot,
-            seq=seq,
-            names=names,
-            vals=vals,
-            offsets=offsets if has_offset else None,
-            texts=texts if has_text else None,
+        if kept is not None:
+            kept.append(record)
+    kind = item["kind"]
+    message = _Message(received, kind)
+    if names:
+        message.row = storage.MessageRow(
+            device.id,
+            round(ts * 1_000_000),
+            boot,
+            seq,
+            names,
+            vals,
+            offsets if has_offset else None,
+            texts if has_text else None,
         )
-        message.row = row
-        message.stored = hooks.StoredMessage(device.id, item["kind"], boot, seq, ts, kept)
-        message.reading_times = (earliest, ts)
+        message.stored = hooks.StoredMessage(
+            device.id, kind, boot, seq, ts, records if kept is None else kept
+        )
+        message.earliest = earliest
     return message
 
 
 def _prepare(items: list, now: datetime, quarantine: _Quarantine) -> list[tuple]:
-    """Check every item's envelope; return [(device_id string, fleet, item, received_at)]."""
+    """Check every item's envelope; return [(device_id string, fleet, item, received_at s)]."""
     accepted = []
     for index, item in enumerate(items if isinstance(items, list) else []):
         try:
-            if not isinstance(item, dict):
+            if type(item) is not dict:
                 raise _BadItem("item is not an object")
             topic, device_ref, kind = item.get("topic"), item.get("device_id"), item.get("kind")
-            if not isinstance(topic, str) or not isinstance(device_ref, str) or not device_ref:
+            if type(topic) is not str or type(device_ref) is not str or not device_ref:
                 raise _BadItem("topic or device_id missing")
-            if kind not in ITEM_KINDS or not isinstance(item.get("payload"), dict):
+            if kind not in ITEM_KINDS or type(item.get("payload")) is not dict:
                 raise _BadItem("unknown kind or payload is not an object")
-            received_at = _received_at(item)
+            received = item.get("received_at")
+            if type(received) is not float:
+                received = _number(received)
+            if not MIN_TIMESTAMP <= received <= _MAX_TIMESTAMP:
+                raise _BadItem("received_at out of range")
         except _BadItem as error:
+            raw = _json_bytes(item)
             quarantine.add(
                 topic=str(item.get("topic", "")) if isinstance(item, dict) else "",
                 reason="bad_item",
                 detail=str(error),
-                raw=_json_bytes(item),
-                size=len(_json_bytes(item)),
+                raw=raw,
+                size=len(raw),
                 received_at=now,
                 key=("item", index),
                 timeless=True,
             )
             continue
-        accepted.append((device_ref, str(item.get("fleet", "")), item, received_at))
+        fleet = item.get("fleet", "")
+        accepted.append((device_ref, fleet if type(fleet) is str else str(fleet), item, received))
         rejected = item.get("rejected")
+        if not rejected:
+            continue
         for position, entry in enumerate(rejected if isinstance(rejected, list) else []):
             record = entry.get("record") if isinstance(entry, dict) else entry
             reason = entry.get("reason") if isinstance(entry, dict) else None
@@ -454,10 +481,26 @@ def _prepare(items: list, now: datetime, quarantine: _Quarantine) -> list[tuple]
                 detail="record refused in an otherwise valid message",
                 raw=raw,
                 size=len(raw),
-                received_at=received_at,
+                received_at=_utc(received),
                 key=("rejected", item["payload"].get("boot"), item["payload"].get("seq"), position),
             )
     return accepted
+
+
+def _partition_days(accepted: list[tuple], now_s: float, cutoff_s: float) -> set[date]:
+    """The UTC days the batch's messages fall on (their partitions must exist)."""
+    day_numbers = set()
+    latest = now_s + 86_400
+    for _ref, _fleet, item, _at in accepted:
+        if item["kind"] not in DATA_KINDS:
+            continue
+        ts = item["payload"].get("ts")
+        if type(ts) in (float, int) and cutoff_s <= ts <= _MAX_TIMESTAMP:
+            day_numbers.add(int(min(ts, latest) // 86_400))
+    return {_EPOCH_DAY + timedelta(days=number) for number in day_numbers}
+
+
+_EPOCH_DAY = date(1970, 1, 1)
 
 
 def ingest_batch(items: list[dict], *, now: datetime | None = None) -> IngestResult:
@@ -467,78 +510,102 @@ def ingest_batch(items: list[dict], *, now: datetime | None = None) -> IngestRes
     concurrent workers serialise instead of losing updates (or deadlocking).
     """
     now = now or timezone.now()
-    cutoff = now - timedelta(days=settings.TELEMETRY_RAW_RETENTION_DAYS)
+    postgresql = storage.is_postgresql()
+    for attempt in (1, 2):
+        try:
+            return _ingest_once(items, now, postgresql)
+        except (IntegrityError, psycopg.IntegrityError) as error:
+            # 23514: no partition for a row. Another process dropped or never created one this
+            # process believed to exist: the transaction is gone, so refresh and start over.
+            # (The COPY runs on psycopg directly: its error arrives unwrapped.)
+            sqlstate = getattr(error, "sqlstate", None) or getattr(
+                error.__cause__, "sqlstate", None
+            )
+            if attempt == 2 or sqlstate != "23514":
+                raise
+            logger.warning("missing reading partition; creating it (%s)", error)
+            storage.forget_known_partitions()
+    raise AssertionError("unreachable")
+
+
+def _ingest_once(items: list[dict], now: datetime, postgresql: bool) -> IngestResult:
+    now_s = now.timestamp()
+    cutoff_s = now_s - settings.TELEMETRY_RAW_RETENTION_DAYS * 86_400
+    cutoff_us = round(cutoff_s * 1_000_000)
     result = IngestResult()
     quarantine = _Quarantine()
     accepted = _prepare(items, now, quarantine)
-    device_refs = sorted({ref for ref, _fleet, _item, _at in accepted})
+    device_refs = sorted({entry[0] for entry in accepted})
 
-    if storage.is_postgresql():
-        # Partition DDL must not run under the device locks (it locks the parent table).
-        days = set()
-        for _ref, _fleet, item, _at in accepted:
-            ts = item["payload"].get("ts") if item["kind"] in DATA_KINDS else None
-            if isinstance(ts, int | float) and math.isfinite(ts) and ts >= cutoff.timestamp():
-                days.add(storage.utc_day(_utc(min(ts, now.timestamp() + 86_400))))
-        storage.ensure_partitions(days)
+    if postgresql:
+        # Partition DDL and the session's staging table must not run under the device locks
+        # (DDL locks the parent table).
+        storage.ensure_partitions(_partition_days(accepted, now_s, cutoff_s))
+        storage.prepare_session()
 
     with transaction.atomic():
         devices = _lock_devices(device_refs)
         per_device: dict[int, list[_Message]] = defaultdict(list)
         rows: list[storage.MessageRow] = []
-        for device_ref, fleet, item, received_at in accepted:
+        for device_ref, fleet, item, received in accepted:
             device = devices.get(device_ref)
             if device is None or device.is_revoked or device.fleet != fleet:
                 result.unknown += 1
                 why = "revoked" if device is not None and device.is_revoked else "not registered"
                 if device is not None and not device.is_revoked:
                     why = "fleet does not match"
+                raw = _json_bytes(item["payload"])
                 quarantine.add(
                     topic=item["topic"],
                     reason="unknown_device",
                     detail=f"device {device_ref[:64]} {why}",
-                    raw=_json_bytes(item["payload"]),
-                    size=len(_json_bytes(item["payload"])),
-                    received_at=received_at,
+                    raw=raw,
+                    size=len(raw),
+                    received_at=_utc(received),
                     key=(item["kind"],),
                 )
                 continue
             payload = item["payload"]
+            kind = item["kind"]
             try:
-                if item["kind"] in DATA_KINDS:
-                    message = _build_message(device, item, payload, received_at, quarantine)
-                    if message.row is not None and message.row.ts < cutoff:
+                if kind in DATA_KINDS:
+                    message = _build_message(device, item, payload, received, quarantine)
+                    row = message.row
+                    if row is not None and row.ts_us < cutoff_us:
+                        raw = _json_bytes(payload)
                         quarantine.add(
                             topic=item["topic"],
                             reason="too_old",
                             detail="older than the raw readings retention",
-                            raw=_json_bytes(payload),
-                            size=len(_json_bytes(payload)),
-                            received_at=received_at,
-                            key=(item["kind"],),
+                            raw=raw,
+                            size=len(raw),
+                            received_at=_utc(received),
+                            key=(kind,),
                         )
                         continue
-                elif item["kind"] == "status":
+                elif kind == "status":
                     status = payload.get("status")
                     if status not in (DeviceStatus.ONLINE, DeviceStatus.OFFLINE):
                         raise _BadItem("status must be online or offline")
-                    message = _Message(received_at, "status", status=status)
+                    message = _Message(received, "status", status=status)
                 else:
                     meta = {k: payload.get(k) for k in ("model", "firmware", "boot")}
                     if not all(isinstance(meta[k], str) for k in ("model", "firmware")):
                         raise _BadItem("meta model and firmware must be strings")
                     meta["boot"] = _number(meta["boot"], integer=True)
-                    message = _Message(received_at, "meta", meta=meta)
-                message.retained = item.get("retained") is True
+                    message = _Message(received, "meta", meta=meta)
+                if item.get("retained") is True:
+                    message.retained = True
             except _BadItem as error:
+                raw = _json_bytes(payload)
                 quarantine.add(
                     topic=item["topic"],
                     reason="bad_item",
                     detail=str(error),
-                    raw=_json_bytes(payload),
-                    size=len(_json_bytes(payload)),
-                    received_at=received_at,
-                    key=(item["kind"],),
+                    raw=raw,
+                    size=len(raw),
+                    received_at=_utc(received),
+                    key=(kind,),
                 )
                 continue
             per_device[device.id].append(message)
@@ -551,35 +618,47 @@ def ingest_batch(items: list[dict], *, now: datetime | None = None) -> IngestRes
 
         by_id = {device.id: device for device in devices.values()}
         events: list[DeviceEvent] = []
-        changed: list[_DeviceState] = []
+        changed: list[tuple[_DeviceState, tuple]] = []
         for device_id in sorted(per_device):
             device = by_id[device_id]
             before = device.snapshot()
             fresh = _apply(device, per_device[device_id], inserted, events)
             if device.snapshot() != before:  # a replayed batch rewrites nothing
-                changed.append(device)
+                changed.append((device, before))
             if fresh:
-                fresh.sort(key=lambda m: (m.ts, m.boot, m.seq))
+                fresh.sort(key=_time_order)
                 result.readings[device_id] = fresh
-        _save_devices(changed, now)
-        DeviceEvent.objects.bulk_create(events)
+        _save_devices(changed, now, postgresql)
+        if events:
+            DeviceEvent.objects.bulk_create(events)
         result.quarantined = quarantine.store()
         if result.readings:
             hooks.on_readings_stored(sorted(result.readings), result.readings)
     return result
 
 
+def _time_order(message: hooks.StoredMessage) -> tuple:
+    return (message.ts, message.boot, message.seq)
+
+
+def _received_order(message: _Message) -> float:
+    return message.received
+
+
 def _set_status(
-    device: _DeviceState, status: str, at: datetime, events: list[DeviceEvent], reason: str
+    device: _DeviceState, status: str, at: float, events: list[DeviceEvent], reason: str
 ) -> None:
     """Move the device to `status` unless a later change is already recorded."""
-    if device.status_changed_at is not None and at < device.status_changed_at:
-        return
     if device.status == status:
         return
+    moment = _utc(at)
+    if device.status_changed_at is not None and moment < device.status_changed_at:
+        return
     device.status = status
-    device.status_changed_at = at
-    events.append(DeviceEvent(device_id=device.id, kind=status, at=at, detail={"reason": reason}))
+    device.status_changed_at = moment
+    events.append(
+        DeviceEvent(device_id=device.id, kind=status, at=moment, detail={"reason": reason})
+    )
 
 
 def _apply(
@@ -590,26 +669,29 @@ def _apply(
 ) -> list[hooks.StoredMessage]:
     """Fold a device's messages (in arrival order) into its state; return its new messages."""
     fresh: list[hooks.StoredMessage] = []
-    messages.sort(key=lambda m: m.received_at)
+    messages.sort(key=_received_order)
     last_message = device.last_message_at.timestamp() if device.last_message_at else None
+    seen: float | None = None  # the latest sign of life in the batch
     dirty_from: float | None = None
     for message in messages:
-        at = message.received_at
-        if message.kind == "status":
+        at = message.received
+        kind = message.kind
+        if kind == "status":
             if message.status == DeviceStatus.OFFLINE:
                 _set_status(device, DeviceStatus.OFFLINE, at, events, "last_will")
             elif not message.retained:
                 _set_status(device, DeviceStatus.ONLINE, at, events, "connected")
-                device.last_seen_at = max(filter(None, (device.last_seen_at, at)))
+                if seen is None or at > seen:
+                    seen = at
             continue
-        if message.kind == "meta":
+        if kind == "meta":
             meta = message.meta
             if (meta["model"], meta["firmware"]) != (device.model, device.firmware):
                 events.append(
                     DeviceEvent(
                         device_id=device.id,
                         kind=DeviceEventKind.META,
-                        at=at,
+                        at=_utc(at),
                         detail={
                             "model": meta["model"][:64],
                             "firmware": meta["firmware"][:64],
@@ -625,35 +707,46 @@ def _apply(
                         DeviceEvent(
                             device_id=device.id,
                             kind=DeviceEventKind.BOOT,
-                            at=at,
+                            at=_utc(at),
                             detail={"boot": meta["boot"], "previous": device.last_boot},
                         )
                     )
                 device.last_boot, device.last_seq = meta["boot"], None
             continue
         # Telemetry or event: the unit is talking, whatever became of the message.
-        device.last_seen_at = max(filter(None, (device.last_seen_at, at)))
-        _set_status(device, DeviceStatus.ONLINE, at, events, "message")
+        if seen is None or at > seen:
+            seen = at
+        if device.status != DeviceStatus.ONLINE:
+            _set_status(device, DeviceStatus.ONLINE, at, events, "message")
         row = message.row
-        if row is None or row.key not in inserted:
+        if row is None:
             continue
-        inserted.discard(row.key)  # a message repeated within the batch counts once
+        key = row.key
+        if key not in inserted:
+            continue
+        inserted.discard(key)  # a message repeated within the batch counts once
         stored = message.stored
         fresh.append(stored)
-        earliest, ts = message.reading_times
-        dirty_from = earliest if dirty_from is None else min(dirty_from, earliest)
+        earliest = message.earliest
+        if dirty_from is None or earliest < dirty_from:
+            dirty_from = earliest
+        ts = stored.ts
         if last_message is None or ts >= last_message:
             if device.last_boot is not None and stored.boot != device.last_boot:
                 events.append(
                     DeviceEvent(
                         device_id=device.id,
                         kind=DeviceEventKind.BOOT,
-                        at=at,
+                        at=_utc(at),
                         detail={"boot": stored.boot, "previous": device.last_boot},
                     )
                 )
             last_message = ts
             device.last_boot, device.last_seq = stored.boot, stored.seq
+    if seen is not None:
+        moment = _utc(seen)
+        if device.last_seen_at is None or moment > device.last_seen_at:
+            device.last_seen_at = moment
     if fresh:
         device.last_message_at = _utc(last_message)
         hour = _utc(dirty_from).replace(minute=0, second=0, microsecond=0)
@@ -662,51 +755,56 @@ def _apply(
     return fresh
 
 
-_DEVICE_FIELDS = (
-    "status",
-    "status_changed_at",
-    "last_seen_at",
-    "last_message_at",
-    "last_boot",
-    "last_seq",
-    "model",
-    "firmware",
-    "aggregate_dirty_since",
-    "updated_at",
+# (column, PostgreSQL type) of the snapshot, in its order.
+_DEVICE_COLUMNS = (
+    ("status", "text"),
+    ("status_changed_at", "timestamptz"),
+    ("last_seen_at", "timestamptz"),
+    ("last_message_at", "timestamptz"),
+    ("last_boot", "int8"),
+    ("last_seq", "int8"),
+    ("model", "text"),
+    ("firmware", "text"),
+    ("aggregate_dirty_since", "timestamptz"),
 )
 
-_UPDATE_SQL = """
-UPDATE telemetry_device AS d SET
-    status = v.status, status_changed_at = v.status_changed_at, last_seen_at = v.last_seen_at,
-    last_message_at = v.last_message_at, last_boot = v.last_boot, last_seq = v.last_seq,
-    model = v.model, firmware = v.firmware,
-    aggregate_dirty_since = v.aggregate_dirty_since, updated_at = v.updated_at
-FROM unnest(%b::int8[], %b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[],
-            %b::int8[], %b::int8[], %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[])
-     AS v(id, status, status_changed_at, last_seen_at, last_message_at, last_boot, last_seq,
-          model, firmware, aggregate_dirty_since, updated_at)
-WHERE d.id = v.id
-"""
 
-
-def _save_devices(devices: list[_DeviceState], now: datetime) -> None:
-    """Write the devices' new state in one statement."""
-    if not devices:
+def _save_devices(
+    changed: list[tuple[_DeviceState, tuple]], now: datetime, postgresql: bool
+) -> None:
+    """Write the devices' new state in one statement, sending only the columns that changed
+    (in a steady stream: last seen, last message, sequence)."""
+    if not changed:
         return
-    fields = [name for name in _DEVICE_FIELDS if name != "updated_at"]
-    if not storage.is_postgresql():
+    devices = [device for device, _before in changed]
+    if not postgresql:
+        fields = [name for name, _type in _DEVICE_COLUMNS]
         Device.objects.bulk_update(
             [
                 Device(id=d.id, updated_at=now, **{name: getattr(d, name) for name in fields})
                 for d in devices
             ],
-            _DEVICE_FIELDS,
+            [*fields, "updated_at"],
         )
         return
-    columns: list[list] = [[d.id for d in devices]]
-    for name in fields:
-        columns.append([getattr(d, name) for d in devices])
-    columns.append([now] * len(devices))
-    # Server-side binding: the arrays travel as parameters, not as a giant quoted literal.
+    snapshots = [device.snapshot() for device in devices]
+    befores = [before for _device, before in changed]
+    moved = [
+        index
+        for index in range(len(_DEVICE_COLUMNS))
+        if any(a[index] != b[index] for a, b in zip(snapshots, befores, strict=True))
+    ]
+    names = [_DEVICE_COLUMNS[index][0] for index in moved]
+    types = [_DEVICE_COLUMNS[index][1] for index in moved]
+    sets = ", ".join(f"{name} = v.{name}" for name in names)
+    arrays = ", ".join(f"%b::{kind}[]" for kind in types)
+    sql = (
+        f"UPDATE telemetry_device AS d SET {sets}, updated_at = %b "  # noqa: S608 - fixed names
+        f"FROM unnest(%b::int8[], {arrays}) AS v(id, {', '.join(names)}) WHERE d.id = v.id"
+    )
+    columns: list = [now, [device.id for device in devices]]
+    for index in moved:
+        columns.append([snapshot[index] for snapshot in snapshots])
+    # Server-side binding: the arrays travel as binary parameters, not as a quoted literal.
     with storage.pg_cursor() as cursor:
-        cursor.execute(_UPDATE_SQL, columns)
+        cursor.execute(sql, columns)

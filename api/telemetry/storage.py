@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 
 import psycopg
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from devices.contract import MAX_BUFFER_AGE_S
 
@@ -32,15 +34,20 @@ PARTITION_PREFIX = "telemetry_reading_p"
 # Messages are partitioned by their own time; a reading may be up to this much older.
 BUFFER_AGE = timedelta(seconds=MAX_BUFFER_AGE_S)
 
-ReadingKey = tuple[int, datetime, int, int]
+# (device pk, message time in unix microseconds, boot, sequence): a stored message's identity.
+ReadingKey = tuple[int, int, int, int]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRow:
-    """One message to store: device pk, time, boot, sequence and parallel arrays."""
+class MessageRow(NamedTuple):
+    """One message to store: device pk, time (integer unix µs), boot, sequence, parallel arrays.
+
+    A named tuple: ingest builds one per message, and a tuple is the cheapest to build.
+    """
 
     device_id: int
-    ts: datetime
     ts_us: int
     boot: int
     seq: int
@@ -50,16 +57,22 @@ class MessageRow:
     texts: list[str | None] | None
 
     @property
+    def ts(self) -> datetime:
+        return utc_from_us(self.ts_us)
+
+    @property
     def key(self) -> ReadingKey:
-        return (self.device_id, self.ts, self.boot, self.seq)
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+        return (self.device_id, self.ts_us, self.boot, self.seq)
 
 
 def utc_from_us(microseconds: int) -> datetime:
     """An aware UTC datetime from integer unix microseconds (exact, unlike float seconds)."""
     return EPOCH + timedelta(microseconds=microseconds)
+
+
+def us_from_utc(moment: datetime) -> int:
+    """Integer unix microseconds of an aware datetime (exact)."""
+    return (moment - EPOCH) // _MICROSECOND
 
 
 def is_postgresql() -> bool:
@@ -71,6 +84,9 @@ def pg_cursor() -> psycopg.Cursor:
     arrays travel as binary parameters and results can be binary. Hot paths only."""
     connection.ensure_connection()
     return psycopg.Cursor(connection.connection)
+
+
+_EPOCH_DAY = date(1970, 1, 1)
 
 
 def utc_day(moment: datetime) -> date:
@@ -158,12 +174,34 @@ _STAGE_DDL = (
 _COPY_SQL = (
     f"COPY {STAGE_TABLE} (device_id, ts_us, boot, seq, names, vals, offsets, texts) FROM STDIN"
 )
+# One statement empties the staging table and moves its rows: a second call in the same
+# transaction never sees them again. The time comes back as integer microseconds (exact).
 _MOVE_SQL = (
+    f"WITH staged AS (DELETE FROM {STAGE_TABLE} RETURNING *) "  # noqa: S608 - fixed names
     "INSERT INTO telemetry_reading (device_id, ts, boot, seq, names, vals, offsets, texts) "
     "SELECT device_id, timestamptz 'epoch' + ts_us * interval '1 microsecond', boot, seq, "
-    "names, vals, offsets, texts FROM telemetry_reading_stage "
-    "ON CONFLICT DO NOTHING RETURNING device_id, ts, boot, seq"
+    "names, vals, offsets, texts FROM staged "
+    "ON CONFLICT DO NOTHING "
+    "RETURNING device_id, (extract(epoch FROM ts) * 1000000)::int8, boot, seq"
 )
+# psycopg connections whose session already has the staging table.
+_staged_sessions: weakref.WeakSet = weakref.WeakSet()
+
+
+def prepare_session() -> None:
+    """Create this session's staging table once, outside any transaction (PostgreSQL).
+
+    Inside a transaction (tests) nothing is remembered: a rollback would drop the table.
+    """
+    if connection.in_atomic_block:
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw in _staged_sessions:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_STAGE_DDL)
+    _staged_sessions.add(raw)
 
 
 def _copy_escape(text: str) -> str:
@@ -184,68 +222,61 @@ def copy_line(row: MessageRow) -> str:
     Text with the time as integer microseconds: cheaper than psycopg's binary COPY, which
     dumps every array and datetime in Python (bench/ingest_store.py measures both).
     """
-    vals = ",".join(["NULL" if v is None else repr(v) for v in row.vals])
-    offsets = "\\N" if row.offsets is None else "{" + ",".join(map(repr, row.offsets)) + "}"
-    texts = "\\N" if row.texts is None else _text_array(row.texts)
+    device_id, ts_us, boot, seq, names, vals, offsets, texts = row
+    if None in vals:
+        vals_text = ",".join(["NULL" if v is None else repr(v) for v in vals])
+    else:
+        vals_text = ",".join(map(repr, vals))
+    offsets_text = _NULL if offsets is None else "{" + ",".join(map(repr, offsets)) + "}"
+    texts_text = _NULL if texts is None else _text_array(texts)
     return (
-        f"{row.device_id}\t{row.ts_us}\t{row.boot}\t{row.seq}\t"
-        f"{{{','.join(map(str, row.names))}}}\t{{{vals}}}\t{offsets}\t{texts}\n"
+        f"{device_id}\t{ts_us}\t{boot}\t{seq}\t{{{','.join(map(str, names))}}}\t"
+        f"{{{vals_text}}}\t{offsets_text}\t{texts_text}\n"
     )
+
+
+_NULL = "\\N"
+_DAY_US = 86_400_000_000
 
 
 def insert_messages(rows: Sequence[MessageRow]) -> set[ReadingKey]:
     """Store messages, skipping those already stored; return the keys actually inserted.
 
-    Must run inside a transaction (the staging table empties itself at commit).
+    Must run inside a transaction (the staging table empties itself at commit). On
+    PostgreSQL a row whose day has no partition raises IntegrityError (sqlstate 23514): the
+    caller's transaction is then lost, and the caller starts over (`ingest.ingest_batch`).
     """
     if not rows:
         return set()
     if is_postgresql():
-        return _insert_postgresql(rows)
-    return _insert_orm(rows)
-
-
-def _insert_postgresql(rows: Sequence[MessageRow]) -> set[ReadingKey]:
-    days = {utc_day(row.ts) for row in rows}
-    ensure_partitions(days)
-    try:
-        with transaction.atomic():
-            return _copy_and_move(rows)
-    except IntegrityError as error:
-        # 23514: no partition for a row. Another process dropped or never created one this
-        # process believed to exist: refresh and create, then try once more.
-        if getattr(error.__cause__, "sqlstate", None) != "23514":
-            raise
-        logger.warning("missing reading partition; creating it (%s)", error)
-        forget_known_partitions()
-        ensure_partitions(days)
+        days = {row.ts_us // _DAY_US for row in rows}
+        ensure_partitions({_EPOCH_DAY + timedelta(days=day) for day in days})
         return _copy_and_move(rows)
+    return _insert_orm(rows)
 
 
 def _copy_and_move(rows: Sequence[MessageRow]) -> set[ReadingKey]:
     with pg_cursor() as cursor:
-        cursor.execute(_STAGE_DDL)
+        if connection.connection not in _staged_sessions:
+            cursor.execute(_STAGE_DDL)
         with cursor.copy(_COPY_SQL) as copy:
             copy.write("".join([copy_line(row) for row in rows]))
         cursor.execute(_MOVE_SQL, binary=True)
-        inserted = {(r[0], r[1], r[2], r[3]) for r in cursor.fetchall()}
-        # The staging rows would otherwise stay until commit and be moved again by a second
-        # call in the same transaction.
-        cursor.execute("DELETE FROM telemetry_reading_stage")
-    return inserted
+        return set(cursor.fetchall())
 
 
 def _insert_orm(rows: Sequence[MessageRow]) -> set[ReadingKey]:
     # SQLite runs one writer at a time (immediate transactions), so checking which keys exist
     # and then inserting the others cannot race.
     device_ids = {row.device_id for row in rows}
-    start = min(row.ts for row in rows)
-    end = max(row.ts for row in rows)
-    existing = set(
-        Reading.objects.filter(device_id__in=device_ids, ts__gte=start, ts__lte=end).values_list(
-            "device_id", "ts", "boot", "seq"
-        )
-    )
+    start = utc_from_us(min(row.ts_us for row in rows))
+    end = utc_from_us(max(row.ts_us for row in rows))
+    existing = {
+        (device_id, us_from_utc(ts), boot, seq)
+        for device_id, ts, boot, seq in Reading.objects.filter(
+            device_id__in=device_ids, ts__gte=start, ts__lte=end
+        ).values_list("device_id", "ts", "boot", "seq")
+    }
     fresh: dict[ReadingKey, MessageRow] = {}
     for row in rows:
         if row.key not in existing:

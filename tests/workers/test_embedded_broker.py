@@ -98,14 +98,16 @@ def test_a_device_must_use_its_own_id_as_client_id(broker):
     assert bridge.connect()
 
 
-def test_mqtt5_gets_no_session_so_clients_fall_back_to_311(broker):
-    # amqtt speaks 3.1.1 only: an MQTT 5 CONNECT is refused or never answered.
+def test_mqtt5_is_refused_at_once_so_clients_fall_back_to_311(broker):
+    # amqtt speaks 3.1.1 only: an MQTT 5 CONNECT gets "unsupported protocol version" (0x84),
+    # not silence, so a client trying 5 first moves on to 3.1.1 without waiting.
     dev, password = next(iter(broker.devices.items()))
     client = Client(
         broker.port, client_id=dev, username=dev, password=password, protocol=mqtt.MQTTv5
     )
     broker.clients.append(client)
-    assert not client.connect(timeout=1.5)
+    assert not client.connect(timeout=5)
+    assert client.connect_result is not None and client.connect_result.value == 0x84
 
 
 def test_topics_are_enforced_like_the_mosquitto_acl(broker):

@@ -151,6 +151,21 @@ def test_old_days_get_their_partition_on_demand():
     assert day in storage.existing_partition_days()
 
 
+def test_a_partition_dropped_behind_the_cache_is_created_again():
+    # Another process dropped a day this process believes exists: the batch starts over.
+    device = DeviceFactory()
+    ts = time.time() - 3 * 86_400
+    day = storage.utc_day(datetime.fromtimestamp(ts, tz=UTC))
+    storage.ensure_partitions({day})
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {storage.partition_name(day)}")
+
+    result = ingest_batch([telemetry_item(device, seq=1, ts=ts)])
+
+    assert result.stored == 1
+    assert _stored_messages(device) == 1
+
+
 def test_a_message_older_than_the_retention_is_quarantined(settings):
     settings.TELEMETRY_RAW_RETENTION_DAYS = 5
     device = DeviceFactory()
