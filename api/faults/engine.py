@@ -33,7 +33,6 @@ import operator
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
-from itertools import groupby
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -232,7 +231,7 @@ class DailyAcc(msgspec.Struct):
     means: list[tuple[int, float]] = []
 
 
-class RuleState(msgspec.Struct):
+class RuleState(msgspec.Struct, omit_defaults=True):
     """What a rule remembers about one device: small, serialisable, movable between workers."""
 
     rule_id: str = ""
@@ -465,6 +464,169 @@ def _check(cond: Condition, state: RuleState, rule: Rule, t: float, ctx: Context
     raise TypeError(f"unknown condition {cond!r}")
 
 
+# --- compiled rules: each condition turned once into a closure (no type dispatch per reading) --
+
+Check = Callable[["RuleState", float, Context], "bool | None"]
+
+
+def _compile(cond: Condition, rule: Rule) -> Check:
+    """A closure with the meaning of `_check(cond, ...)` for `rule` (pure, cached per rule)."""
+    stale = rule.stale_s
+    inf = math.inf
+    if isinstance(cond, Cmp) and cond.op in _OPS:
+        name, op, ref = cond.signal, _OPS[cond.op], cond.value
+
+        def cmp(state: RuleState, t: float, ctx: Context) -> bool | None:
+            value = state.values.get(name)
+            if value is None or t - state.seen.get(name, -inf) > stale:
+                return None
+            try:
+                return bool(op(value, ref))
+            except TypeError:
+                return None
+
+        return cmp
+    if isinstance(cond, CmpSignals) and cond.op in _OPS:
+        left_name, right_name, op, offset = cond.left, cond.right, _OPS[cond.op], cond.offset
+
+        def cmp_signals(state: RuleState, t: float, ctx: Context) -> bool | None:
+            values, seen = state.values, state.seen
+            left = values.get(left_name)
+            if left is None or t - seen.get(left_name, -inf) > stale:
+                return None
+            right = values.get(right_name)
+            if right is None or t - seen.get(right_name, -inf) > stale:
+                return None
+            if not isinstance(left, int | float) or not isinstance(right, int | float):
+                return None
+            return bool(op(left, right + offset))
+
+        return cmp_signals
+    if isinstance(cond, AllOf):
+        parts = tuple(_compile(item, rule) for item in cond.items)
+
+        def all_of(state: RuleState, t: float, ctx: Context) -> bool | None:
+            unknown = False
+            for part in parts:
+                result = part(state, t, ctx)
+                if result is None:
+                    unknown = True
+                elif not result:
+                    return False
+            return None if unknown else True
+
+        return all_of
+    if isinstance(cond, AnyOf):
+        parts = tuple(_compile(item, rule) for item in cond.items)
+
+        def any_of(state: RuleState, t: float, ctx: Context) -> bool | None:
+            unknown = False
+            for part in parts:
+                result = part(state, t, ctx)
+                if result is None:
+                    unknown = True
+                elif result:
+                    return True
+            return None if unknown else False
+
+        return any_of
+    if isinstance(cond, Not):
+        inner = _compile(cond.item, rule)
+
+        def negation(state: RuleState, t: float, ctx: Context) -> bool | None:
+            result = inner(state, t, ctx)
+            return None if result is None else not result
+
+        return negation
+    if isinstance(cond, Held | Unchanged):
+        name, seconds = cond.signal, cond.seconds
+        held = isinstance(cond, Held)
+        wanted = cond.value if isinstance(cond, Held) else None
+
+        def duration(state: RuleState, t: float, ctx: Context) -> bool | None:
+            value = state.values.get(name)
+            if value is None or t - state.seen.get(name, -inf) > stale:
+                return None
+            if held and value != wanted:
+                return False
+            return t - state.changed[name] >= seconds
+
+        return duration
+    if isinstance(cond, Season):
+        return lambda state, t, ctx: in_season(t, ctx)
+    if isinstance(cond, EdgeCount) and cond.op in _OPS:
+        key, window, op, n = _cond_key(cond), cond.window_s, _OPS[cond.op], cond.n
+
+        def edge_count(state: RuleState, t: float, ctx: Context) -> bool | None:
+            since = t - window
+            return op(sum(1 for moment in state.edges.get(key, ()) if moment > since), n)
+
+        return edge_count
+    if isinstance(cond, LocalTime):
+        start_h, end_h = cond.start_h, cond.end_h
+
+        def local_time(state: RuleState, t: float, ctx: Context) -> bool | None:
+            hour = (local_seconds(t, ctx.tz) % DAY_S) / 3600.0
+            if start_h <= end_h:
+                return start_h <= hour < end_h
+            return hour >= start_h or hour < end_h
+
+        return local_time
+
+    # Windowed and calendar conditions: the general interpreter.
+    def general(state: RuleState, t: float, ctx: Context) -> bool | None:
+        return _check(cond, state, rule, t, ctx)
+
+    return general
+
+
+class Compiled(msgspec.Struct, frozen=True):
+    """What evaluating a rule needs, derived once per rule instead of once per reading."""
+
+    wanted: frozenset[str]
+    condition: Check | None
+    clear: Check | None
+    gates: tuple[Check, ...]
+    steps: tuple[tuple[Check, str, int], ...]
+    edges: tuple[tuple[EdgeCount, str, Check], ...]
+    rates: tuple[CounterRate, ...]
+    dailies: tuple[DailyMean, ...]
+    daily_by_signal: dict[str, DailyMean]
+    quality: dict[str, Quality]
+    plain: frozenset[str]  # signals with no quality limits and no daily mean: stored as they come
+    rank: int
+
+
+def compiled(rule: Rule) -> Compiled:
+    """The rule's compiled form (cached by identity, like the other derived facts)."""
+    return _derived(rule, "compiled", _compile_rule)
+
+
+def _compile_rule(rule: Rule) -> Compiled:
+    edges, rates, dailies = _stateful(rule)
+    by_signal: dict[str, DailyMean] = {}
+    for daily in dailies:
+        by_signal.setdefault(daily.signal, daily)  # the first one decides, as in `_accept`
+    condition = rule.condition
+    clear = rule.clear if rule.clear is not None else (Not(condition) if condition else None)
+    return Compiled(
+        wanted=rule_signals(rule),
+        condition=_compile(condition, rule) if condition is not None else None,
+        clear=_compile(clear, rule) if clear is not None else None,
+        gates=tuple(_compile(gate, rule) for gate in rule.gates),
+        steps=tuple(
+            (_compile(step.when, rule), step.severity, _RANK[step.severity]) for step in rule.steps
+        ),
+        edges=tuple((edge, _cond_key(edge), _compile(edge.item, rule)) for edge in edges),
+        rates=rates,
+        dailies=dailies,
+        daily_by_signal=by_signal,
+        quality=dict(rule.quality),
+        plain=rule_signals(rule) - set(rule.quality) - set(by_signal),
+        rank=_RANK[rule.severity],
+    )
+
+
 def _walk(rule: Rule) -> Iterable[Any]:
     items: list[Any] = [rule.condition, rule.clear, *rule.gates, *(s.when for s in rule.steps)]
     while items:
@@ -496,17 +658,18 @@ def _stateful_of(
 
 
 def _accept(
-    rule: Rule, state: RuleState, name: str, value: Value, t: float, ctx: Context, dailies: tuple
+    rule: Rule, state: RuleState, name: str, value: Value, t: float, ctx: Context, rc: Compiled
 ) -> None:
     """Data quality, then the signal's new value (with its daily mean and change time)."""
-    quality = rule.quality.get(name)
+    values = state.values
+    quality = rc.quality.get(name)
     if quality is not None and isinstance(value, int | float) and not isinstance(value, bool):
         if (quality.low is not None and value < quality.low) or (
             quality.high is not None and value > quality.high
         ):
-            state.values.pop(name, None)  # out of range: the signal is unknown until a good one
+            values.pop(name, None)  # out of range: the signal is unknown until a good one
             return
-        previous = state.values.get(name)
+        previous = values.get(name)
         if (
             quality.max_step is not None
             and isinstance(previous, int | float)
@@ -518,16 +681,17 @@ def _accept(
             if not confirmed:
                 state.suspect[name] = float(value)
                 return
-        state.suspect.pop(name, None)
-    for daily in dailies:
-        # One accumulator per signal, shared by every daily condition on it (the first decides
-        # the coverage needed for a day to count).
-        if daily.signal == name and isinstance(value, int | float):
-            _accumulate(state, rule, daily, float(value), t, ctx)
-            break
-    if state.values.get(name) != value or name not in state.changed:
-        state.changed[name] = t
-    state.values[name] = value
+        if state.suspect:
+            state.suspect.pop(name, None)
+    # One accumulator per signal, shared by every daily condition on it (the first decides
+    # the coverage needed for a day to count).
+    daily = rc.daily_by_signal.get(name) if rc.daily_by_signal else None
+    if daily is not None and isinstance(value, int | float):
+        _accumulate(state, rule, daily, float(value), t, ctx)
+    changed = state.changed
+    if name not in changed or values.get(name) != value:
+        changed[name] = t
+    values[name] = value
     state.seen[name] = t
 
 
@@ -565,12 +729,10 @@ def _close_day(acc: DailyAcc, daily: DailyMean, new_day: int) -> None:
     acc.day, acc.integral, acc.covered = new_day, 0.0, 0.0
 
 
-def _track(rule: Rule, state: RuleState, t: float, ctx: Context, stateful: tuple) -> None:
+def _track(state: RuleState, t: float, ctx: Context, rc: Compiled) -> None:
     """Windowed counts and counter history, updated once per instant."""
-    edges, rates, _ = stateful
-    for edge in edges:
-        key = _cond_key(edge)
-        now = _check(edge.item, state, rule, t, ctx)
+    for edge, key, item in rc.edges:
+        now = item(state, t, ctx)
         if now is None:
             continue
         times = state.edges.setdefault(key, [])
@@ -580,7 +742,7 @@ def _track(rule: Rule, state: RuleState, t: float, ctx: Context, stateful: tuple
         cutoff = t - edge.window_s
         while times and times[0] <= cutoff:
             times.pop(0)
-    for rate in rates:
+    for rate in rc.rates:
         value = state.values.get(rate.signal)
         if not isinstance(value, int | float) or state.seen.get(rate.signal) != t:
             continue
@@ -592,11 +754,11 @@ def _track(rule: Rule, state: RuleState, t: float, ctx: Context, stateful: tuple
             samples.pop(0)
 
 
-def _severity(rule: Rule, state: RuleState, t: float, ctx: Context) -> str:
-    severity = rule.severity
-    for step in rule.steps:
-        if _check(step.when, state, rule, t, ctx) and _RANK[step.severity] > _RANK[severity]:
-            severity = step.severity
+def _severity(rule: Rule, state: RuleState, t: float, ctx: Context, rc: Compiled) -> str:
+    severity, rank = rule.severity, rc.rank
+    for when, step_severity, step_rank in rc.steps:
+        if when(state, t, ctx) and step_rank > rank:
+            severity, rank = step_severity, step_rank
     return severity
 
 
@@ -604,17 +766,23 @@ def _snapshot(rule: Rule, state: RuleState) -> dict[str, Value]:
     return {name: state.values[name] for name in sorted(rule_signals(rule)) if name in state.values}
 
 
-def _decide(rule: Rule, state: RuleState, t: float, ctx: Context, out: list[Transition]) -> None:
+def _decide(
+    rule: Rule, state: RuleState, t: float, ctx: Context, out: list[Transition], rc: Compiled
+) -> None:
     if state.last_eval is not None and t - state.last_eval > rule.stale_s:
         state.since = None
         state.clear_since = None
     state.last_eval = t
-    if rule.condition is None:
+    condition = rc.condition
+    if condition is None:
         return
-    gates = [_check(gate, state, rule, t, ctx) for gate in rule.gates]
-    gated_open = all(g is True for g in gates)
+    gated_open = True
+    for gate in rc.gates:
+        if gate(state, t, ctx) is not True:
+            gated_open = False
+            break
     if not state.active:
-        holds = _check(rule.condition, state, rule, t, ctx) if gated_open else False
+        holds = condition(state, t, ctx) if gated_open else False
         if holds is None:
             return
         if not holds:
@@ -624,15 +792,14 @@ def _decide(rule: Rule, state: RuleState, t: float, ctx: Context, out: list[Tran
             state.since = t
         if t - state.since >= rule.persistence_s:
             state.active = True
-            state.severity = _severity(rule, state, t, ctx)
+            state.severity = _severity(rule, state, t, ctx, rc)
             state.raised_at = t
             state.clear_since = None
             out.append(
                 Transition("raise", rule.id, t, state.severity, state.since, _snapshot(rule, state))
             )
         return
-    clear = rule.clear if rule.clear is not None else Not(rule.condition)
-    cleared = _check(clear, state, rule, t, ctx)
+    cleared = rc.clear(state, t, ctx) if rc.clear is not None else None
     if cleared:
         if state.clear_since is None:
             state.clear_since = t
@@ -653,12 +820,16 @@ def _decide(rule: Rule, state: RuleState, t: float, ctx: Context, out: list[Tran
     if cleared is False:
         state.clear_since = None
     if gated_open:
-        severity = _severity(rule, state, t, ctx)
+        severity = _severity(rule, state, t, ctx, rc)
         if _RANK[severity] > _RANK[state.severity or rule.severity]:
             state.severity = severity
             out.append(
                 Transition("update", rule.id, t, severity, state.since, _snapshot(rule, state))
             )
+
+
+def _first(reading: Reading) -> float:
+    return reading[0]
 
 
 def evaluate(
@@ -667,18 +838,20 @@ def evaluate(
     readings: Iterable[Reading],
     *,
     context: Context = DEFAULT_CONTEXT,
+    owned: bool = False,
 ) -> tuple[RuleState, list[Transition]]:
     """Feed a device's new readings to one rule; the new state and the transitions, in event time.
 
     `readings` may come in any order within the call; they are sorted by event time (stable, so
     two values of a signal at one instant keep their arrival order and the last one wins).
     Readings older than the state's watermark are ignored and counted in `state.late`.
-    The input state is not modified.
+    The input state is not modified, unless `owned` says the caller gives it up (a state just
+    decoded and used for nothing else), which saves copying it.
     """
-    state = (
-        new_state(rule)
-        if state is None
-        else msgspec.structs.replace(
+    if state is None:
+        state = new_state(rule)
+    elif not owned:
+        state = msgspec.structs.replace(
             state,
             values=dict(state.values),
             seen=dict(state.seen),
@@ -692,7 +865,6 @@ def evaluate(
                 for k, v in state.daily.items()
             },
         )
-    )
     if state.rule_id != rule.id or state.version != rule.version:
         # A new version of the rule (thresholds edited): its timers and windows start afresh,
         # but an active fault stays active, so the edit neither repeats nor loses an alarm.
@@ -708,24 +880,43 @@ def evaluate(
     out: list[Transition] = []
     if rule.offline_after_s is not None:
         return _evaluate_offline(rule, state, readings, out)
-    wanted = rule_signals(rule)
-    stateful = _stateful(rule)
-    relevant = sorted(
-        (r for r in readings if r[1] in wanted and isinstance(r[0], int | float)),
-        key=lambda r: r[0],
-    )
-    for t, group in groupby(relevant, key=lambda r: r[0]):
+    rc = compiled(rule)
+    wanted = rc.wanted
+    relevant = [r for r in readings if r[1] in wanted and isinstance(r[0], (int, float))]
+    if not relevant:
+        return state, out
+    relevant.sort(key=_first)
+    tracking = bool(rc.edges or rc.rates)
+    isfinite = math.isfinite
+    plain = rc.plain
+    values, seen, changed = state.values, state.seen, state.changed
+    count = len(relevant)
+    i = 0
+    while i < count:
+        t = relevant[i][0]
+        j = i + 1
+        while j < count and relevant[j][0] == t:
+            j += 1
         if state.watermark is not None and t < state.watermark:
-            state.late += sum(1 for _ in group)
+            state.late += j - i
+            i = j
             continue
-        for _, name, value in group:
-            if isinstance(value, float) and not math.isfinite(value):
+        for k in range(i, j):
+            _, name, value = relevant[k]
+            if isinstance(value, float) and not isfinite(value):
                 continue
-            _accept(rule, state, name, value, t, context, stateful[2])
-        if stateful[0] or stateful[1]:
-            _track(rule, state, t, context, stateful)
-        _decide(rule, state, t, context, out)
+            if name in plain:  # `_accept` without quality limits or daily mean, inlined
+                if name not in changed or values.get(name) != value:
+                    changed[name] = t
+                values[name] = value
+                seen[name] = t
+            else:
+                _accept(rule, state, name, value, t, context, rc)
+        if tracking:
+            _track(state, t, context, rc)
+        _decide(rule, state, t, context, out, rc)
         state.watermark = t
+        i = j
     return state, out
 
 

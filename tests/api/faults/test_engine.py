@@ -273,3 +273,51 @@ def test_a_new_rule_version_restarts_timers_but_keeps_the_active_fault():
     assert state.version == 2
     state, found = evaluate(edited, state, series(at(10) + 45 * MIN, 10, ch_pressure=1.3))
     assert kinds(found) == [("clear", at(10) + 50 * MIN, "major")]
+
+
+def _conditions(rule):
+    return [item for item in engine._walk(rule) if item is not None]
+
+
+def test_compiled_conditions_agree_with_the_reference_interpreter():
+    # The hot path runs each condition as a closure built once per rule; `_check` interprets
+    # the same condition from its data. Both must say the same on any state.
+    rules = [*RULES, *(engine.resolve(r, dict.fromkeys(r.params, True)) for r in RULES)]
+    signals = sorted({name for rule in rules for name in engine.rule_signals(rule)})
+    samples = [None, True, False, 0.0, 0.4, 0.9, 1.2, 3.0, 17.0, 25.0, 60.0, 250.0, 1600.0, "E0"]
+    checked = 0
+    for i in range(40):
+        t = at(i * 0.7, day=i % 3)
+        state = engine.RuleState(
+            values={n: samples[(i + k) % len(samples)] for k, n in enumerate(signals)},
+            seen={n: t - ((i * 7 + k * 13) % 40) * MIN for k, n in enumerate(signals)},
+            changed={n: t - ((i + k) % 9) * HOUR for k, n in enumerate(signals)},
+            edges={
+                engine._cond_key(item): [t - k * 7 * MIN for k in range(i % 9)]
+                for rule in rules
+                for item in _conditions(rule)
+                if isinstance(item, engine.EdgeCount)
+            },
+        )
+        state.values = {n: v for n, v in state.values.items() if v is not None}
+        for rule in rules:
+            for cond in _conditions(rule):
+                expected = engine._check(cond, state, rule, t, engine.DEFAULT_CONTEXT)
+                got = engine._compile(cond, rule)(state, t, engine.DEFAULT_CONTEXT)
+                assert got == expected and type(got) is type(expected), (rule.id, cond)
+                checked += 1
+    assert checked > 1000
+
+
+def test_an_owned_state_gives_the_same_result_and_a_lent_one_is_left_alone():
+    rule = RULES_BY_ID["low_pressure"]
+    first = series(at(10), 20, ch_pressure=0.7)
+    then = series(at(10) + 20 * MIN, 20, ch_pressure=0.7)
+    state, _ = evaluate(rule, None, first)
+    before = engine.dump_state(state)
+    lent, found_lent = evaluate(rule, state, then)
+    assert engine.dump_state(state) == before
+    owned, found_owned = evaluate(rule, load_state(before), then, owned=True)
+    assert engine.dump_state(owned) == engine.dump_state(lent)
+    assert found_owned == found_lent
+    assert kinds(found_lent) == [("raise", at(10) + 30 * MIN, "major")]
