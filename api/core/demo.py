@@ -40,6 +40,9 @@ def seed_demo() -> dict:
     seed_demo_tickets(
         organisation, tenant_phone=DEMO_TENANT_PHONE, caretaker_phone=DEMO_CARETAKER_PHONE
     )
+    from api.audits.demo import seed_demo_audits
+
+    seed_demo_audits(organisation)
     return {
         "admin_email": DEMO_ADMIN_EMAIL,
         "admin_password": DEMO_ADMIN_PASSWORD,
