@@ -15,6 +15,11 @@ class Organisation(BaseModel):
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=50, unique=True, help_text="Also the MQTT fleet name.")
+    retention = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Retention periods in days overriding the defaults: {rule key: days}.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -550,6 +555,7 @@ class EstateEventKind(models.TextChoices):
     DELEGATION_GRANTED = "delegation_granted", "Delegation granted"
     DELEGATION_REVOKED = "delegation_revoked", "Delegation revoked"
     IMPORTED = "imported", "Register imported"
+    CONSENT_RECORDED = "consent_recorded", "Telemetry consent recorded"
 
 
 class EstateEvent(BaseModel):
@@ -576,3 +582,51 @@ class EstateEvent(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.subject_type} {self.get_kind_display()}"
+
+
+class TelemetryPurpose(models.TextChoices):
+    FAULT_DETECTION = "fault_detection", "Fault detection (safety and repairs)"
+    COMFORT_STATISTICS = "comfort_statistics", "Comfort and energy statistics"
+
+
+class ConsentChannel(models.TextChoices):
+    APP = "app", "In the app"
+    PAPER = "paper", "Paper form"
+    PHONE = "phone", "By phone, recorded by staff"
+    IN_PERSON = "in_person", "In person, recorded by staff"
+
+
+class TelemetryConsent(BaseModel):
+    """One decision of a household on one purpose of its home's telemetry (append-only history).
+
+    The newest row per (lease, purpose) is in force; older rows are the history.
+    """
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="telemetry_consents"
+    )
+    lease = models.ForeignKey(Lease, on_delete=models.CASCADE, related_name="telemetry_consents")
+    purpose = models.CharField(max_length=30, choices=TelemetryPurpose.choices)
+    granted = models.BooleanField()
+    channel = models.CharField(max_length=10, choices=ConsentChannel.choices)
+    decided_at = models.DateTimeField(help_text="When the household decided.")
+    person = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The household member who decided.",
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who entered it: the tenant, or staff on their behalf.",
+    )
+    reason = models.CharField(max_length=500, blank=True, help_text="Why staff recorded it.")
+
+    class Meta:
+        ordering = ["-decided_at", "-created_at"]
+        indexes = [models.Index(fields=["lease", "purpose", "-decided_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.lease_id} {self.purpose} {'granted' if self.granted else 'refused'}"

@@ -146,6 +146,7 @@ class DeviceSeriesApi(DeviceScopedMixin, APIView):
     )
     def get(self, request, device_id: str):
         device = self.get_device()
+        selectors.device_readings_check_purpose(device=device)
         query = SeriesQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data

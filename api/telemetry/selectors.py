@@ -112,6 +112,21 @@ def device_dwelling_occupants(*, device: Device) -> list:
     )
 
 
+def device_readings_check_purpose(*, device: Device) -> None:
+    """Staff read a home unit's readings for repairs only while the household allows fault
+    detection; a withdrawal applies within the consent cache's minute."""
+    from api.core.exceptions import ServiceError
+    from api.privacy.consent import telemetry_purpose_allowed
+
+    dwelling_id = device.equipment.dwelling_id
+    if dwelling_id is not None and not telemetry_purpose_allowed(dwelling_id, "fault_detection"):
+        raise ServiceError(
+            "The household has withdrawn the use of this unit's readings for repairs.",
+            code="consent_withdrawn",
+            status_code=403,
+        )
+
+
 # --- Series ----------------------------------------------------------------------------------
 
 
@@ -206,6 +221,24 @@ def current_readings(*, device: Device, language: str) -> list[dict]:
     return _current_readings(latest, device.kind, language)
 
 
+def tenancy_starts(*, user, dwelling_ids: list) -> dict:
+    """{dwelling id: start of the user's lease in force there}, as an aware datetime."""
+    today = timezone.localdate()
+    starts = (
+        HouseholdMember.objects.filter(
+            estate_selectors.current_lease_q(today, "lease__"),
+            person=user,
+            lease__dwelling_id__in=dwelling_ids,
+        )
+        .order_by("lease__start_date")
+        .values_list("lease__dwelling_id", "lease__start_date")
+    )
+    return {
+        dwelling_id: timezone.make_aware(datetime.combine(start, datetime.min.time()))
+        for dwelling_id, start in starts
+    }
+
+
 def home_readings(*, user) -> dict:
     """The current readings of the units in the tenant's own home, and what is collected, why,
     who sees it and for how long, in the tenant's language."""
@@ -224,10 +257,18 @@ def home_readings(*, user) -> dict:
     units_by_dwelling: dict = {d.id: [] for d in dwellings}
     devices = list(devices)
     latest = storage.latest_values([d.id for d in devices], since=timezone.now() - CURRENT_WINDOW)
+    # A previous household's readings never reach the next one: only since the lease began.
+    moved_in = tenancy_starts(user=user, dwelling_ids=list(units_by_dwelling))
     kinds = set()
     for device in devices:
         kinds.add(device.kind)
-        readings = _current_readings(latest[device.id], device.kind, language)
+        start = moved_in.get(device.equipment.dwelling_id)
+        own = {
+            name: reading
+            for name, reading in latest[device.id].items()
+            if start is None or reading.t >= start
+        }
+        readings = _current_readings(own, device.kind, language)
         units_by_dwelling[device.equipment.dwelling_id].append(
             {
                 "device_id": device.device_id,
