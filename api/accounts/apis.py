@@ -11,19 +11,28 @@ from django.contrib.auth.signals import user_logged_in
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from phonenumber_field.serializerfields import PhoneNumberField
-from rest_framework import serializers, status
-from rest_framework.exceptions import AuthenticationFailed, Throttled
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import AuthenticationFailed, NotFound, Throttled
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView
 
+from api.core.limits import DailyScopedRateThrottle
+from api.core.pagination import PagePagination
 from api.core.roles import Role
 from api.estate.serializers import ScopeSummarySerializer
 
+from .models import ConsentChannel, User, Vulnerability, VulnerabilityKind
 from .otp import OTP_DIGITS
-from .selectors import EXTRA_ROLES, me_profile
+from .selectors import (
+    EXTRA_ROLES,
+    VULNERABILITY_READER_ROLES,
+    me_profile,
+    vulnerabilities_visible_to,
+    vulnerability_list,
+)
 from .services import (
     LimitReached,
     otp_request,
@@ -31,6 +40,8 @@ from .services import (
     token_refresh,
     token_revoke,
     user_profile_update,
+    vulnerability_record,
+    vulnerability_withdraw,
 )
 
 
@@ -138,8 +149,9 @@ class OtpRequestApi(LimitsAsThrottledMixin, APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedRateThrottle, DailyScopedRateThrottle]
     throttle_scope = "otp_ip"
+    throttle_daily_scope = "otp_ip_day"
 
     @extend_schema(
         tags=["auth"],
@@ -148,9 +160,9 @@ class OtpRequestApi(LimitsAsThrottledMixin, APIView):
         description=(
             "Send a six-digit login code, valid five minutes, by SMS in the person's language. "
             "The answer is the same whether the number is known or not. 429 (see Retry-After): "
-            "too many requests from this address (`throttled`), five codes already sent to this "
-            "number in 24 hours (`otp_number_limit`), or SMS paused by the daily budget "
-            "(`sms_unavailable`)."
+            "too many requests from this address in the hour or the day (`throttled`), five "
+            "codes already sent to this number in 24 hours (`otp_number_limit`), or SMS paused "
+            "by the daily budget (`sms_unavailable`)."
         ),
         responses={
             202: OpenApiResponse(
@@ -247,3 +259,143 @@ class MeApi(APIView):
         serializer.is_valid(raise_exception=True)
         user = user_profile_update(user=request.user, **serializer.validated_data)
         return Response(MeOutputSerializer(me_profile(user=user)).data)
+
+
+# --- Vulnerabilities (kept with consent, seen by staff in charge of the home) ----------------
+
+
+class VulnerabilitySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    person = serializers.UUIDField(source="person_id")
+    person_name = serializers.CharField(source="person.full_name")
+    kind = serializers.ChoiceField(choices=VulnerabilityKind.choices)
+    consent_at = serializers.DateTimeField()
+    consent_channel = serializers.ChoiceField(choices=ConsentChannel.choices)
+
+
+class OwnVulnerabilityInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=VulnerabilityKind.choices)
+
+
+class VulnerabilityInputSerializer(serializers.Serializer):
+    person = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=VulnerabilityKind.choices)
+    consent_channel = serializers.ChoiceField(
+        choices=ConsentChannel.choices,
+        help_text="How the person gave their consent to the member of staff (not `app`: "
+        "only the person consents in the app).",
+    )
+    consent_at = serializers.DateTimeField(
+        required=False, help_text="When they gave it (default: now)."
+    )
+
+
+class VulnerabilityFilterSerializer(serializers.Serializer):
+    dwelling = serializers.UUIDField(required=False)
+    building = serializers.UUIDField(required=False)
+
+
+class VulnerabilityReaders(IsAuthenticated):
+    """Staff in charge of people's homes; never technicians, contractors or tenants."""
+
+    def has_permission(self, request, view) -> bool:
+        return (
+            super().has_permission(request, view)
+            and request.user.role in VULNERABILITY_READER_ROLES
+        )
+
+
+class OwnVulnerabilitiesApi(APIView):
+    """The caller's own vulnerabilities: recorded with consent in the app, withdrawn at will."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(tags=["me"], responses={200: VulnerabilitySerializer(many=True)})
+    def get(self, request):
+        rows = Vulnerability.objects.filter(person=request.user).select_related("person")
+        return Response(VulnerabilitySerializer(rows, many=True).data)
+
+    @extend_schema(
+        tags=["me"],
+        request=OwnVulnerabilityInputSerializer,
+        responses={201: VulnerabilitySerializer},
+        description=(
+            "Record a vulnerability of yours (you consent, here and now, to Palier keeping it): "
+            "staff in charge of your home see it, and outages of heating, lift or power there "
+            "are handled first. Withdraw it at any time; it is then deleted."
+        ),
+    )
+    def post(self, request):
+        serializer = OwnVulnerabilityInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        row = vulnerability_record(
+            actor=request.user,
+            person=request.user,
+            kind=serializer.validated_data["kind"],
+            consent_channel=ConsentChannel.APP,
+        )
+        return Response(VulnerabilitySerializer(row).data, status=status.HTTP_201_CREATED)
+
+
+class OwnVulnerabilityApi(APIView):
+    """Withdraw the consent to one of the caller's vulnerabilities: it is deleted."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(tags=["me"], responses={204: None})
+    def delete(self, request, pk):
+        row = Vulnerability.objects.filter(person=request.user, pk=pk).first()
+        if row is None:
+            raise NotFound()
+        vulnerability_withdraw(actor=request.user, vulnerability=row)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class VulnerabilitiesApi(generics.ListAPIView):
+    """Vulnerabilities of the households in the caller's care; every read is logged."""
+
+    permission_classes = [VulnerabilityReaders]
+    serializer_class = VulnerabilitySerializer
+    pagination_class = PagePagination
+    filter_backends: list = []
+
+    @extend_schema(tags=["people"], parameters=[VulnerabilityFilterSerializer])
+    def get(self, request, *args, **kwargs):
+        query = VulnerabilityFilterSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rows = vulnerability_list(viewer=request.user, **query.validated_data)
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(VulnerabilitySerializer(page, many=True).data)
+
+    @extend_schema(
+        tags=["people"],
+        request=VulnerabilityInputSerializer,
+        responses={201: VulnerabilitySerializer},
+        description=(
+            "Record a vulnerability a person in your care agreed, on paper, by phone or in "
+            "person, to Palier keeping. Recording it again renews the consent."
+        ),
+    )
+    def post(self, request):
+        serializer = VulnerabilityInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        person = User.objects.filter(pk=data.pop("person")).first()
+        if person is None:
+            raise NotFound()
+        row = vulnerability_record(actor=request.user, person=person, **data)
+        return Response(VulnerabilitySerializer(row).data, status=status.HTTP_201_CREATED)
+
+
+class VulnerabilityApi(APIView):
+    """Withdraw a vulnerability on the person's word: it is deleted."""
+
+    permission_classes = [VulnerabilityReaders]
+
+    @extend_schema(tags=["people"], responses={204: None})
+    def delete(self, request, pk):
+        row = vulnerabilities_visible_to(request.user).filter(pk=pk).first()
+        if row is None:
+            raise NotFound()
+        vulnerability_withdraw(actor=request.user, vulnerability=row)
+        return Response(status=status.HTTP_204_NO_CONTENT)

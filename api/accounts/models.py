@@ -190,3 +190,53 @@ class PersonalDataAccess(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("The personal data access log is append-only.")
+
+
+class VulnerabilityKind(models.TextChoices):
+    ELDERLY = "elderly", "Elderly or frail person"
+    REDUCED_MOBILITY = "reduced_mobility", "Reduced mobility (cannot use the stairs)"
+    DISABILITY = "disability", "Disability"
+    POWERED_MEDICAL_EQUIPMENT = "powered_medical_equipment", "Medical equipment needing power"
+    COLD_SENSITIVE = "cold_sensitive", "Health at risk in the cold"
+    INFANT = "infant", "Infant in the household"
+
+
+class ConsentChannel(models.TextChoices):
+    APP = "app", "In the app, by the person"
+    PAPER = "paper", "Signed paper form"
+    PHONE = "phone", "By phone, with a member of staff"
+    IN_PERSON = "in_person", "In person, with a member of staff"
+
+
+class Vulnerability(BaseModel):
+    """A vulnerability a person declared with their consent, so outages at home come first.
+
+    Kept apart from any free text, only while the consent stands (withdrawing it deletes the
+    row), and shown only to staff in charge of the person's home (never to contractors or
+    other tenants); every staff read is logged. No details: the kind is enough to act on.
+    """
+
+    person = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="vulnerabilities"
+    )
+    kind = models.CharField(max_length=30, choices=VulnerabilityKind.choices)
+    consent_at = models.DateTimeField(help_text="When the person agreed to it being kept.")
+    consent_channel = models.CharField(max_length=20, choices=ConsentChannel.choices)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The member of staff who recorded it, or the person themselves.",
+    )
+
+    class Meta:
+        ordering = ["person", "kind"]
+        verbose_name_plural = "vulnerabilities"
+        constraints = [
+            models.UniqueConstraint(fields=["person", "kind"], name="vulnerability_unique_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.person_id})"

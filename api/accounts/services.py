@@ -22,7 +22,14 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from api.core.exceptions import ServiceError
 from api.core.roles import Role
 
-from .models import LoginCode, PersonalDataAccess, User
+from .models import (
+    ConsentChannel,
+    LoginCode,
+    PersonalDataAccess,
+    User,
+    Vulnerability,
+    VulnerabilityKind,
+)
 from .otp import (
     OTP_LIFETIME,
     OTP_MAX_CODES_PER_DAY,
@@ -512,3 +519,79 @@ def user_residence_assign(*, user: User, residence):
             data={"user": str(user.pk), "residence": str(residence.pk)},
         )
     return assignment
+
+
+# --- Vulnerabilities -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def vulnerability_record(
+    *,
+    actor: User,
+    person: User,
+    kind: str,
+    consent_channel: str,
+    consent_at: datetime | None = None,
+) -> Vulnerability:
+    """Record a vulnerability the person consented to (again: the consent is renewed).
+
+    A person records their own in the app; staff in charge of the person's home record one
+    the person agreed to on paper, by phone or in person.
+    """
+    from .selectors import VULNERABILITY_READER_ROLES, _current_members
+
+    if kind not in VulnerabilityKind.values:
+        raise ServiceError(_("Unknown kind of vulnerability."), field="kind")
+    if consent_channel not in ConsentChannel.values:
+        raise ServiceError(_("Unknown consent channel."), field="consent_channel")
+    if actor.pk == person.pk:
+        if consent_channel != ConsentChannel.APP:
+            raise ServiceError(_("Your own consent is given in the app."), field="consent_channel")
+    else:
+        from api.estate.selectors import dwellings_visible_to
+
+        if actor.role not in VULNERABILITY_READER_ROLES:
+            raise ServiceError(
+                _("Your role does not record vulnerabilities."),
+                code="permission_denied",
+                status_code=403,
+            )
+        in_charge = (
+            person.organisation_id == actor.organisation_id
+            and _current_members(dwellings_visible_to(actor).values("id"))
+            .filter(person_id=person.pk)
+            .exists()
+        )
+        if not in_charge:
+            raise ServiceError(_("Not found."), code="not_found", field="person", status_code=404)
+        if consent_channel == ConsentChannel.APP:
+            raise ServiceError(
+                _("Only the person gives consent in the app."), field="consent_channel"
+            )
+    now = timezone.now()
+    if consent_at is not None and consent_at > now:
+        raise ServiceError(_("The consent cannot be in the future."), field="consent_at")
+    vulnerability, _created = Vulnerability.objects.update_or_create(
+        person=person,
+        kind=kind,
+        defaults={
+            "consent_at": consent_at or now,
+            "consent_channel": consent_channel,
+            "recorded_by": actor,
+        },
+    )
+    from api.tickets.services import tickets_vulnerability_raise
+
+    # Outages already reported at the person's home are handled first from now on too.
+    tickets_vulnerability_raise(person=person)
+    return vulnerability
+
+
+@transaction.atomic
+def vulnerability_withdraw(*, actor: User, vulnerability: Vulnerability) -> None:
+    """Withdraw the consent: the vulnerability is deleted at once, nothing of it is kept."""
+    from .selectors import vulnerabilities_visible_to
+
+    if not vulnerabilities_visible_to(actor).filter(pk=vulnerability.pk).exists():
+        raise ServiceError(_("Not found."), code="not_found", status_code=404)
+    vulnerability.delete()

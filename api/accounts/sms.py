@@ -102,10 +102,8 @@ class FileSMSBackend(BaseSMSBackend):
                 view = view[written:]
         finally:
             os.close(fd)  # also releases the lock
-        if settings.PRODUCTION:
-            logger.info("SMS to %s (%s) written to %s", mask_phone(to), purpose, self.path)
-        else:
-            logger.info("SMS to %s (%s): %s", to, purpose, body)
+        # Never the body (it may carry a login code) nor the full number: the file has them.
+        logger.info("SMS to %s (%s) written to %s", mask_phone(to), purpose, self.path)
         return None
 
 

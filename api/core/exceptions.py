@@ -69,7 +69,7 @@ def error_body(code: str, detail: str, fields: dict[str, list[str]] | None = Non
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF exception handler rendering every error in the one shape."""
     if isinstance(exc, ServiceError):
-        fields = {exc.field: [exc.message]} if exc.field else None
+        fields = getattr(exc, "fields", None) or ({exc.field: [exc.message]} if exc.field else None)
         return Response(error_body(exc.code, exc.message, fields), status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))

@@ -32,6 +32,7 @@ from rest_framework.views import APIView
 from api.accounts.services import personal_data_access_record
 from api.core.exceptions import ServiceError
 from api.core.roles import Role
+from api.core.sensitive_text import staff_text_guard
 from api.estate import selectors as estate
 from api.estate.acting import ACTING_PARAMETERS, acting_context
 from api.estate.models import Contractor, Team
@@ -154,6 +155,9 @@ class TicketsBase(ConditionalGetMixin, viewsets.GenericViewSet):
             data=self.request.data if data is None else data, context=self.get_serializer_context()
         )
         serializer.is_valid(raise_exception=True)
+        # Staff free text (comments, notes, descriptions, incident messages) is checked for
+        # sensitive data before it is saved; tenants' own words are not.
+        staff_text_guard(self.request, serializer.validated_data)
         return serializer.validated_data
 
 

@@ -42,6 +42,7 @@ from .calendar import CONTINUOUS, WorkingCalendar
 from .models import (
     FINAL_STATUSES,
     OPEN_STATUSES,
+    PRIORITY_RANK,
     Appointment,
     AppointmentStatus,
     Category,
@@ -535,6 +536,71 @@ def _open_sensor_ticket(*, dwelling: Dwelling, category: Category) -> Ticket | N
     )
 
 
+# Outages made more urgent by a vulnerability someone in the home consented to record: the
+# root category of the outage, and the vulnerabilities that count for it.
+_VULNERABLE_OUTAGES = {
+    "chauffage": "HEATING_VULNERABILITIES",
+    "ascenseur": "LIFT_VULNERABILITIES",
+    "electricite": "POWER_VULNERABILITIES",
+}
+
+
+def vulnerability_priority(*, category: Category, place: dict, priority: str) -> str:
+    """One step up for a heating, lift or power outage where a vulnerable person lives."""
+    from api.accounts import selectors as accounts
+
+    kinds = _VULNERABLE_OUTAGES.get(selectors.category_ancestors(category)[-1].code)
+    if kinds is None or priority == Priority.URGENT or priority not in PRIORITY_RANK:
+        return priority
+    if place["dwelling"] is not None:
+        where = {"dwelling": place["dwelling"]}
+    elif place["building"] is not None:
+        where = {"building": place["building"]}
+    else:
+        where = {"residence": place["residence"]}
+    if not accounts.vulnerable_households_exist(kinds=getattr(accounts, kinds), **where):
+        return priority
+    rank = PRIORITY_RANK[priority] + 1
+    return next(level for level, value in PRIORITY_RANK.items() if value == rank)
+
+
+@transaction.atomic
+def tickets_vulnerability_raise(*, person) -> int:
+    """Raise a step the open outage requests of a person's home and building, now that a
+    vulnerability of theirs is recorded; a priority staff changed stands. Returns how many."""
+    dwellings = list(estate.current_household_dwellings(person).select_related("entrance"))
+    if not dwellings:
+        return 0
+    buildings = {dwelling.entrance.building_id for dwelling in dwellings}
+    tickets = (
+        Ticket.objects.filter(status__in=OPEN_STATUSES)
+        .filter(Q(dwelling__in=dwellings) | Q(dwelling__isnull=True, building_id__in=buildings))
+        .select_related("category", "dwelling", "building", "residence")
+        .select_for_update(of=("self",))
+    )
+    raised = 0
+    for ticket in tickets:
+        if ticket.priority != ticket.category.default_priority:
+            continue  # set by staff, or raised already
+        place = {
+            "dwelling": ticket.dwelling,
+            "building": ticket.building,
+            "residence": ticket.residence,
+        }
+        priority = vulnerability_priority(
+            category=ticket.category, place=place, priority=ticket.priority
+        )
+        if priority == ticket.priority:
+            continue
+        changes = {"priority": [ticket.priority, priority], "by": "vulnerability"}
+        ticket.priority = priority
+        _set_due_times(ticket, ticket.created_at, acknowledge=ticket.acknowledged_at is None)
+        _save(ticket, {"priority", "acknowledge_due_at", "resolve_due_at"})
+        ticket_event_record(ticket=ticket, kind=EventKind.UPDATED, public=False, data=changes)
+        raised += 1
+    return raised
+
+
 @transaction.atomic
 def ticket_create(
     *,
@@ -632,7 +698,11 @@ def ticket_create(
         organisation_id=place["organisation_id"],
         reference=_next_reference(place["organisation_id"], now),
         category=category,
-        priority=priority or category.default_priority,
+        # A priority staff chose stands; the category's default rises for vulnerable homes.
+        priority=priority
+        or vulnerability_priority(
+            category=category, place=place, priority=category.default_priority
+        ),
         source=source,
         place_kind=place["kind"],
         residence=place["residence"],

@@ -27,3 +27,20 @@ class UserFactory(DjangoModelFactory):
     email = None
     role = "tenant"
     password = factory.django.Password("correct-horse-battery")
+
+
+def seed_fuzz_accounts(organisation, manager) -> None:
+    """A vulnerability recorded with consent, for the fuzzer's list and withdraw endpoints."""
+    from django.utils import timezone
+
+    from api.accounts.models import Vulnerability
+    from api.estate.models import HouseholdMember
+
+    member = HouseholdMember.objects.filter(lease__organisation=organisation).first()
+    if member is None:
+        return
+    Vulnerability.objects.get_or_create(
+        person=member.person,
+        kind="elderly",
+        defaults={"consent_at": timezone.now(), "consent_channel": "paper", "recorded_by": manager},
+    )

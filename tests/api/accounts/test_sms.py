@@ -47,15 +47,9 @@ def test_file_backend_appends_one_json_line_per_message(settings, sent_sms, db):
     assert datetime.fromisoformat(messages[1]["sent_at"]).tzinfo is not None
 
 
-def test_file_backend_logs_the_message_in_development(settings, caplog, db):
-    settings.PRODUCTION = False
-    with caplog.at_level(logging.INFO, logger="api.accounts.sms"):
-        send_sms(to="+33612345678", body="Votre code est 123456", purpose="login_code")
-    assert "Votre code est 123456" in caplog.text
-
-
-def test_file_backend_never_logs_the_body_or_full_number_in_production(settings, caplog, db):
-    settings.PRODUCTION = True
+@pytest.mark.parametrize("production", [True, False])
+def test_file_backend_never_logs_the_body_or_full_number(settings, caplog, db, production):
+    settings.PRODUCTION = production
     with caplog.at_level(logging.INFO, logger="api.accounts.sms"):
         send_sms(to="+33612345678", body="Votre code est 123456", purpose="login_code")
     assert "SMS to +336******78 (login_code)" in caplog.text
