@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -189,6 +190,29 @@ QUARANTINE = Kind(
     cases=("other_organisation",),
 )
 
+
+def _vulnerability(world, place):
+    from api.accounts.models import Vulnerability
+
+    row, _created = Vulnerability.objects.get_or_create(
+        person=place.tenant,
+        kind="elderly",
+        defaults={"consent_at": timezone.now(), "consent_channel": "paper"},
+    )
+    return row
+
+
+VULNERABILITY_STAFF = frozenset({"caretaker", "agency_staff", "manager", "admin"})
+VULNERABILITIES = Kind(
+    make=_vulnerability,
+    read_roles=VULNERABILITY_STAFF,
+    write_roles=VULNERABILITY_STAFF,
+    create=lambda w, p: (
+        {"person": str(p.tenant.pk), "kind": "infant", "consent_channel": "paper"},
+        {},
+    ),
+)
+
 MATRIX: dict[str, object] = {
     "auth/token": Public("staff password login"),
     "auth/token/refresh": Public("exchanges a refresh token"),
@@ -196,6 +220,10 @@ MATRIX: dict[str, object] = {
     "auth/otp/request": Public("phone login, step 1"),
     "auth/otp/verify": Public("phone login, step 2"),
     "me/": Own("the caller's own profile and scope"),
+    "me/vulnerabilities/": Own("the caller's own vulnerabilities, recorded with consent"),
+    "me/vulnerabilities/{pk}/": Own("withdraws one of the caller's own vulnerabilities"),
+    "vulnerabilities/": Collection(VULNERABILITIES),
+    "vulnerabilities/{pk}/": Detail(VULNERABILITIES),
     "residences/": Collection(RESIDENCES),
     "residences/{pk}/": Detail(RESIDENCES),
     "buildings/": Collection(BUILDINGS),
@@ -512,6 +540,275 @@ MATRIX.update(
     }
 )
 
+# --- Faults: staff only; rule changes for managers ----------------------------------------------
+
+RULE_EDITORS = frozenset({"manager", "admin"})
+
+
+def _fault(w, p):
+    from tests.factories.faults import FaultFactory
+
+    return FaultFactory(place=p)
+
+
+def _rule_override(w, p):
+    from tests.factories.faults import RuleOverrideFactory
+
+    return RuleOverrideFactory(residence=p.residence)
+
+
+FAULTS = Kind(make=_fault, read_roles=STAFF_READERS, write_roles=STAFF_READERS)
+DEVICE_BOARDS = Kind(make=lambda w, p: p.residence, read_roles=STAFF_READERS, cases=ABOVE_DWELLING)
+FAULT_RULES = Kind(
+    make=_rule_override,
+    read_roles=RULE_EDITORS,
+    write_roles=RULE_EDITORS,
+    cases=ABOVE_DWELLING,
+    create=lambda w, p: (
+        {"rule": "no_heat", "residence": str(p.residence.pk), "source": "Notice"},
+        {},
+    ),
+)
+
+MATRIX.update(
+    {
+        "faults/": Collection(FAULTS),
+        "faults/metrics/": Own("alarm figures over the caller's scope (roles tested in faults)"),
+        "faults/{pk}/": Detail(FAULTS),
+        "faults/{pk}/acknowledge/": Action(FAULTS),
+        "faults/{pk}/shelve/": Action(
+            FAULTS, body=lambda w, obj: {"until": _today(2) + "T12:00:00Z", "reason": "Jeudi"}
+        ),
+        "faults/{pk}/unshelve/": Action(FAULTS),
+        "faults/{pk}/comments/": Action(FAULTS, body=lambda w, obj: {"text": "Vu"}),
+        "faults/{pk}/readings/": Detail(FAULTS),
+        "residences/{pk}/device-board/": Detail(DEVICE_BOARDS),
+        "fault-rules/": Collection(FAULT_RULES),
+        "fault-rules/{pk}/": Detail(FAULT_RULES),
+        "fault-rules/{pk}/versions/": Detail(FAULT_RULES),
+    }
+)
+
+# --- A person's rights: export, access log, erasure and rectification by staff --------------
+
+PRIVACY_STAFF = frozenset({"agency_staff", "manager", "admin"})
+
+
+def _erasure(w, p):
+    from tests.factories.privacy import ErasureRequestFactory
+
+    return ErasureRequestFactory(subject=p.tenant)
+
+
+def _rectification(w, p):
+    from tests.factories.privacy import RectificationFactory
+
+    return RectificationFactory(subject=p.tenant)
+
+
+ERASURES = Kind(
+    make=_erasure,
+    read_roles=PRIVACY_STAFF,
+    write_roles=PRIVACY_STAFF,
+    create=lambda w, p: ({"person": str(p.tenant.pk), "reason": "Demande écrite"}, {}),
+)
+RECTIFICATIONS = Kind(
+    make=_rectification,
+    read_roles=PRIVACY_STAFF,
+    write_roles=PRIVACY_STAFF,
+    create=lambda w, p: (
+        {"person": str(p.tenant.pk), "reason": "Faute de frappe", "last_name": "Martin"},
+        {},
+    ),
+)
+
+MATRIX.update(
+    {
+        "privacy/export/": Own("exports of the caller's own data (tested in privacy)"),
+        "privacy/export/{pk}/": Own("one of the caller's exports (another's is a 404)"),
+        "privacy/access-log/": Own("who on the staff read the caller's data"),
+        "privacy/erasure-requests/": Collection(ERASURES),
+        "privacy/erasure-requests/{pk}/": Detail(ERASURES),
+        "privacy/rectifications/": Collection(RECTIFICATIONS),
+        "privacy/rectifications/{pk}/": Detail(RECTIFICATIONS),
+    }
+)
+
+MATRIX.update(
+    {
+        "privacy/consents/": Own("the caller's own household's consents (tested in privacy)"),
+        "privacy/my-home-data/": Own("what the units of the caller's own home send"),
+        "privacy/retention/": Own("the caller's organisation's retention periods (managers)"),
+    }
+)
+
+# --- Cleanliness audits: staff audit, caretakers read, contractors countersign ------------------
+
+AUDITORS = frozenset({"agency_staff", "manager", "admin"})
+AUDIT_READERS = AUDITORS | {"caretaker", "contractor"}
+ROUND_READERS = AUDITORS | {"caretaker"}
+SURVEY_READERS = TENANT_SIDE | ROUND_READERS
+
+
+def _cleaning_contractor(w, p):
+    from api.estate.models import ContractorContract
+    from tests.factories.estate import ContractorContractFactory
+
+    contract = ContractorContract.objects.filter(residence=p.residence).first()
+    if contract is None:
+        contract = ContractorContractFactory(
+            residence=p.residence, contractor__organisation=p.organisation
+        )
+    return contract.contractor
+
+
+def _audit(w, p):
+    from tests.factories.audits import AuditFactory
+
+    return AuditFactory(entrance=p.entrance, contractor=_cleaning_contractor(w, p))
+
+
+def _audit_photo(w, p):
+    from django.core.files.base import ContentFile
+
+    from api.audits.models import AuditPhoto
+
+    audit = _audit(w, p)
+    answer = audit.answers.create(question=audit.template.questions.first(), value="0", failed=True)
+    photo = AuditPhoto(
+        audit=audit, answer=answer, content_type="image/jpeg", width=1, height=1, size=4
+    )
+    photo.image.save("p.jpg", ContentFile(b"\xff\xd8\xff\xd9"), save=False)
+    photo.thumbnail.save("t.jpg", ContentFile(b"\xff\xd8\xff\xd9"), save=False)
+    photo.save()
+    return photo
+
+
+def _audit_template(w, p):
+    from api.audits.models import AuditTemplate
+
+    return AuditTemplate.objects.create(
+        organisation=p.organisation, code=f"grille-{uuid.uuid4().hex[:8]}", name="Grille"
+    )
+
+
+def _round(w, p):
+    from tests.factories.audits import RoundFactory
+
+    return RoundFactory(residence=p.residence, targets=[p.entrance])
+
+
+def _survey(w, p):
+    from tests.factories.audits import SurveyResponseFactory
+
+    return SurveyResponseFactory(entrance=p.entrance, respondent=p.tenant)
+
+
+def _audit_body(w, p):
+    from tests.factories.audits import audit_body
+
+    return audit_body(p.entrance), {}
+
+
+AUDITS = Kind(make=_audit, read_roles=AUDIT_READERS, write_roles=AUDITORS, create=_audit_body)
+AUDIT_PHOTO_UPLOADS = Kind(make=_audit, read_roles=AUDIT_READERS, write_roles=AUDIT_READERS)
+AUDIT_PHOTOS = Kind(
+    make=_audit_photo,
+    read_roles=AUDIT_READERS,
+    kwargs=lambda photo: {"pk": photo.audit_id, "photo_id": photo.pk},
+)
+AUDIT_COUNTERSIGNING = Kind(make=_audit, read_roles=AUDIT_READERS, write_roles={"contractor"})
+
+
+def _disputed_answer(w, p):
+    audit = _audit(w, p)
+    question = audit.template.questions.first()
+    return audit.answers.create(question=question, value="0", failed=True, disputed=True)
+
+
+AUDIT_SETTLING = Kind(
+    make=_disputed_answer,
+    read_roles=AUDIT_READERS,
+    write_roles=AUDITORS,
+    kwargs=lambda answer: {"pk": answer.audit_id, "item_id": answer.pk},
+)
+AUDIT_TEMPLATES = Kind(
+    make=_audit_template, read_roles=AUDIT_READERS, cases=("other_organisation",)
+)
+AUDIT_TEMPLATE_REVISING = Kind(
+    make=_audit_template,
+    read_roles=AUDIT_READERS,
+    write_roles={"manager", "admin"},
+    cases=("other_organisation",),
+)
+SURVEY_INVITATIONS = Kind(
+    make=_survey,
+    write_roles=AUDITORS,
+    create=lambda w, p: ({"entrance": str(p.entrance.pk)}, {}),
+)
+AUDIT_ROUNDS = Kind(
+    make=_round,
+    read_roles=ROUND_READERS,
+    write_roles=AUDITORS,
+    create=lambda w, p: (
+        {
+            "residence": str(p.residence.pk),
+            "period_start": _today(),
+            "period_end": _today(7),
+        },
+        {},
+    ),
+)
+AUDIT_SCORES = Kind(
+    make=_audit, read_roles=AUDIT_READERS, identify=lambda audit: str(audit.residence_id)
+)
+AUDIT_REPORTS = Kind(
+    make=_audit,
+    read_roles=AUDIT_READERS,
+    list_key="residence",
+    identify=lambda audit: str(audit.residence_id),
+    kwargs=lambda audit: {"residence_id": audit.residence_id},
+)
+CONTRACTOR_REPORTS = Kind(
+    make=_cleaning_contractor,
+    read_roles=AUDITORS | {"contractor"},
+    kwargs=lambda contractor: {"contractor_id": contractor.pk},
+)
+CLEANLINESS_SURVEYS = Kind(
+    make=_survey,
+    read_roles=SURVEY_READERS,
+    write_roles=TENANT_SIDE,
+    create=lambda w, p: ({"entrance": str(p.entrance.pk), "rating": 3}, {}),
+)
+
+MATRIX.update(
+    {
+        "audit-templates/": Collection(AUDIT_TEMPLATES),
+        "audit-templates/{pk}/": Detail(AUDIT_TEMPLATES),
+        "audit-templates/{pk}/revise/": Action(AUDIT_TEMPLATE_REVISING),
+        "audit-rounds/": Collection(AUDIT_ROUNDS),
+        "audit-rounds/{pk}/": Detail(AUDIT_ROUNDS),
+        "audit-rounds/{pk}/cancel/": Action(AUDIT_ROUNDS),
+        "audit-rounds/today/": Own("the rounds the caller walks today"),
+        "audits/": Collection(AUDITS),
+        "audits/{pk}/": Detail(AUDITS),
+        "audits/{pk}/photos/": Action(AUDIT_PHOTO_UPLOADS),
+        "audits/{pk}/photos/{photo_id}/": Detail(AUDIT_PHOTOS),
+        "audits/{pk}/countersign/": Action(AUDIT_COUNTERSIGNING),
+        "audits/{pk}/items/{item_id}/settle/": Action(AUDIT_SETTLING),
+        "audit-scoring-policy/": Own("the thresholds of the caller's organisation"),
+        "audit-scores/": Collection(AUDIT_SCORES),
+        "audit-scores/trends/": Own("monthly figures over the caller's scope"),
+        "audit-reports/": Collection(AUDIT_REPORTS),
+        "audit-reports/residences/{residence_id}/": Detail(AUDIT_REPORTS),
+        "audit-reports/contractors/{contractor_id}/": Detail(CONTRACTOR_REPORTS),
+        "audit-reports/export/": Own("CSV of the audits in the caller's scope"),
+        "cleanliness-surveys/": Collection(CLEANLINESS_SURVEYS),
+        "cleanliness-surveys/invite/": Collection(SURVEY_INVITATIONS),
+        "cleanliness-surveys/sms/{token}/": Public("signed SMS link of the tenants' survey"),
+    }
+)
+
 # --- the URLconf --------------------------------------------------------------------------------
 
 _NAMED_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
@@ -591,14 +888,18 @@ SCOPED_ROUTES = [
 ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """One world for the whole matrix, built once in a transaction rolled back at the end;
+    each test runs in a savepoint inside it, so what a test creates or changes is undone."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield scope_world()
+        transaction.set_rollback(True)
+
+
+@pytest.fixture(scope="module")
 def clients(world):
     return {role: client_for(user) for role, user in world.users.items()}
-
-
-@pytest.fixture
-def world(db):
-    return scope_world()
 
 
 def _ids(response, key: str) -> set[str]:
@@ -696,7 +997,7 @@ class Checker:
 
 
 @pytest.mark.parametrize("route", SCOPED_ROUTES)
-def test_every_role_is_confined_to_its_scope(route, world, clients):
+def test_every_role_is_confined_to_its_scope(route, db, world, clients):
     routes = api_routes()
     if route not in routes:
         pytest.skip(f"{route} is not in this URLconf")

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -83,6 +84,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Oversized bodies are refused (413) before anything reads them.
+    "api.core.limits.RequestLimitsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -206,6 +209,9 @@ WHITENOISE_USE_FINDERS = not PRODUCTION
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
+# Any request body, uploads included (the largest is a 20 MB rent ledger import): above it,
+# 413 at once, before anything is read. Each upload has its own, smaller limit too.
+MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=24 * 1024 * 1024)
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -230,6 +236,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_RATES": {
         "otp_ip": env.str("THROTTLE_OTP_IP", default="30/hour"),
+        # Many phones share one address behind mobile carriers' NAT: generous, but bounded.
+        "otp_ip_day": env.str("THROTTLE_OTP_IP_DAY", default="200/day"),
         "login_ip": env.str("THROTTLE_LOGIN_IP", default="60/hour"),
         "otp_verify_ip": env.str("THROTTLE_OTP_VERIFY_IP", default="60/hour"),
     },
@@ -271,10 +279,19 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AlertStatusEnum": "api.notifications.models.AlertStatus",
         "AppointmentStatusEnum": "api.tickets.models.AppointmentStatus",
+        "AuditAnswerTypeEnum": "api.audits.models.AnswerType",
+        "AuditAnswerValueEnum": "api.audits.models.AnswerValue",
+        "AuditResponsiblePartyEnum": "api.audits.models.ResponsibleParty",
+        "AuditRoundStatusEnum": "api.audits.models.RoundStatus",
+        "AuditStatusEnum": "api.audits.models.AuditStatus",
+        "CleanlinessSurveyChannelEnum": "api.audits.models.SurveyChannel",
         "BroadcastKindEnum": "api.notifications.models.BroadcastKind",
         "BroadcastStatusEnum": "api.notifications.models.BroadcastStatus",
         "ChannelEnum": "api.notifications.models.Channel",
+        "TelemetryConsentChannelEnum": "api.estate.models.ConsentChannel",
+        "TelemetryPurposeEnum": "api.estate.models.TelemetryPurpose",
         "CommonAreaKindEnum": "api.estate.models.CommonAreaKind",
+        "ConsentChannelEnum": "api.accounts.models.ConsentChannel",
         "DelegationRelationEnum": "api.estate.models.DelegationRelation",
         "DeliveryStatusEnum": "api.notifications.models.DeliveryStatus",
         "DeviceEventKindEnum": "api.telemetry.models.DeviceEventKind",
@@ -282,6 +299,8 @@ SPECTACULAR_SETTINGS = {
         "DeviceStatusEnum": "api.telemetry.models.DeviceStatus",
         "DwellingTypeEnum": "api.estate.models.DwellingType",
         "EquipmentKindEnum": "api.estate.models.EquipmentKind",
+        "AuditDisputeOutcomeEnum": "api.audits.models.DisputeOutcome",
+        "FaultSeverityEnum": "api.faults.models.Severity",
         "EstateEventKindEnum": "api.estate.models.EstateEventKind",
         "HouseholdRelationEnum": "api.estate.models.HouseholdRelation",
         "IncidentStatusEnum": "api.tickets.models.IncidentStatus",
@@ -301,6 +320,7 @@ SPECTACULAR_SETTINGS = {
         "TicketStatusEnum": "api.tickets.models.Status",
         "TicketWaitingReasonEnum": "api.tickets.models.WaitingReason",
         "TradeEnum": "api.estate.models.Trade",
+        "VulnerabilityKindEnum": "api.accounts.models.VulnerabilityKind",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -321,7 +341,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": 3600}
+    # Redis: a task taken by a worker that died (kill -9, lost host) comes back after this
+    # long; every task is idempotent, and none runs anywhere near it.
+    else {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=300)}
 )
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_IGNORE_RESULT = True
@@ -347,6 +369,13 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 900.0,
     },
     "tickets-auto-close": {"task": "tickets.auto_close_unconfirmed", "schedule": 3600.0},
+    # Daily, but each tenant is asked at most once a week (the notification's dedupe key).
+    "audits-survey-invitations": {"task": "audits.send_survey_invitations", "schedule": 86400.0},
+    # Last month's cleanliness PDFs, rendered once so the 1st-of-month reading rush is instant.
+    "audits-monthly-reports": {
+        "task": "audits.store_monthly_reports",
+        "schedule": crontab(day_of_month="1", hour="2", minute="30"),
+    },
     # The outbox sweeper: deliveries whose hand-off to a worker was lost, or whose worker died.
     "notifications-sweep": {
         "task": "notifications.sweep",
@@ -354,7 +383,18 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     "notifications-escalate": {"task": "notifications.escalate", "schedule": 30.0},
     "news-publish-due": {"task": "news.publish_due", "schedule": 60.0},
+    "faults-offline-sweep": {"task": "faults.sweep_offline", "schedule": 60.0},
+    "faults-dispatch-due": {"task": "faults.dispatch_due", "schedule": 30.0},
+    "faults-unshelve-expired": {"task": "faults.unshelve_expired", "schedule": 60.0},
+    "faults-metrics": {"task": "faults.refresh_metrics", "schedule": 60.0},
+    # Retention (api.privacy.retention): idempotent, so the interval need not be exact.
+    "privacy-retention": {"task": "privacy.retention", "schedule": 24 * 3600.0},
+    # Files of data exports whose signed link has expired (api.privacy.services).
+    "privacy-expire-exports": {"task": "privacy.expire_exports", "schedule": 3600.0},
 }
+# How a person's access log names the staff who read their data: "full" (name and role),
+# "initial" (first name, initial, role) or "role" (the role only).
+PRIVACY_ACCESS_LOG_NAMES = env.str("PRIVACY_ACCESS_LOG_NAMES", default="full")
 # Ingest batches go to one queue per device-hash shard (api.telemetry.routing), so that one
 # device's batches are handled in order; refused messages to their own queue.
 CELERY_TASK_ROUTES = ["api.telemetry.routing.route_task"]
@@ -431,6 +471,33 @@ NOTIFY_ALERT_ACK_MINUTES = env.int("NOTIFY_ALERT_ACK_MINUTES", default=15)
 NOTIFY_ALERT_ACK_CRITICAL_MINUTES = env.int("NOTIFY_ALERT_ACK_CRITICAL_MINUTES", default=5)
 NOTIFY_ALERT_FLOOD_LIMIT = env.int("NOTIFY_ALERT_FLOOD_LIMIT", default=10)
 NOTIFY_ALERT_FLOOD_WINDOW_MINUTES = env.int("NOTIFY_ALERT_FLOOD_WINDOW_MINUTES", default=10)
+
+# --- Fault detection (docs/fault-rules.md) ----------------------------------------------------
+# Correlation: this share of a building's (or substation's) dwellings raising the same class of
+# fault within the window opens one incident; smaller groups never correlate.
+FAULT_INCIDENT_SHARE = env.float("FAULT_INCIDENT_SHARE", default=0.30)
+FAULT_INCIDENT_WINDOW_MINUTES = env.int("FAULT_INCIDENT_WINDOW_MINUTES", default=30)
+FAULT_INCIDENT_MIN_DWELLINGS = env.int("FAULT_INCIDENT_MIN_DWELLINGS", default=4)
+# Work and alerts of a fault that may be part of a building-wide loss wait this long (wall
+# clock) for the incident to form; 0 sends them at once.
+FAULT_CORRELATION_HOLD_S = env.int("FAULT_CORRELATION_HOLD_S", default=300)
+FAULT_TICKET_SEVERITY = env.str("FAULT_TICKET_SEVERITY", default="major")
+FAULT_ALERT_SEVERITY = env.str("FAULT_ALERT_SEVERITY", default="major")
+FAULT_SHELVE_MAX_DAYS = env.int("FAULT_SHELVE_MAX_DAYS", default=30)
+FAULT_OFFLINE_INTERVALS = env.int("FAULT_OFFLINE_INTERVALS", default=3)
+FAULT_OFFLINE_MIN_INTERVAL_S = env.int("FAULT_OFFLINE_MIN_INTERVAL_S", default=60)
+FAULT_RULE_CACHE_S = env.float("FAULT_RULE_CACHE_S", default=30.0)
+# Heating season (month, day) to (month, day), local dates.
+FAULT_HEATING_SEASON = ((10, 1), (5, 20))
+FAULT_INCIDENT_MESSAGES = {
+    "chauffage": "Nous avons détecté une panne de chauffage dans votre immeuble. "
+    "Nos techniciens sont prévenus et interviennent. Nous vous dirons quand il reviendra.",
+    "ventilation": "Nous avons détecté une panne de la ventilation dans votre immeuble. "
+    "Nos techniciens sont prévenus et interviennent.",
+    "default": "Nous avons détecté une panne dans votre immeuble. Nos techniciens interviennent.",
+}
+FAULT_INCIDENT_OVER_MESSAGE = "Tout fonctionne de nouveau normalement. Merci de votre patience."
+FAULT_CLEARED_TICKET_NOTE = "L'appareil indique que tout fonctionne de nouveau."
 NOTIFY_ACK_LINK_MAX_AGE_HOURS = env.int("NOTIFY_ACK_LINK_MAX_AGE_HOURS", default=24)
 # Shared secret of the delivery-report webhooks (HMAC-SHA256 of the body); without it in
 # production every report is refused.

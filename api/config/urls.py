@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from api.core.apis import HealthApi, ReadyApi
 from api.notifications.pages import alert_ack_page
+from api.privacy.apis import export_download
 
 api_v1 = [
     path("", include("api.accounts.urls")),
@@ -31,6 +32,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Alert acknowledgement from an SMS or e-mail: the signed link is the credential.
     path("ack/<str:token>", alert_ack_page, name="alert-ack-page"),
+    # A person's data export: the signed, expiring link is the credential.
+    path("privacy/download/<str:token>", export_download, name="privacy-export-download"),
     # E-mail providers' delivery reports (django-anymail checks each provider's credentials).
     path("anymail/", include("anymail.urls")),
 ]

@@ -238,6 +238,19 @@ EVENTS: dict[str, EventText] = {
         extras=(_ACK,),
         link="alerts/{alert_id}",
     ),
+    "fault.detected": EventText(
+        title=N_("We detected a problem: %(category)s"),
+        body=N_(
+            "Our sensors detected a problem in your home: %(category)s. We opened request "
+            "%(reference)s and a technician will contact you. You have nothing to do."
+        ),
+        sms=N_(
+            "Palier: we detected a problem in your home (%(category)s). Request %(reference)s "
+            "is open, a technician will call you."
+        ),
+        needs=("reference", "category"),
+        link="tickets/{ticket_id}",
+    ),
     "alert.digest": EventText(
         title=N_("%(count)s more alerts"),
         body=N_("%(count)s more alerts for %(team)s came in. Open the app to see them."),
@@ -253,6 +266,14 @@ EVENTS: dict[str, EventText] = {
         needs=("place", "action"),
         extras=(Extra("due_at", N_("To do by %(due_at)s."), N_(" By %(due_at)s.")),),
         link="audits/actions/{action_id}",
+    ),
+    "cleanliness.survey": EventText(
+        title=N_("Is your staircase clean?"),
+        body=N_("How clean is your staircase this week?"),
+        sms=N_("Palier: is your staircase clean?"),
+        # The no-login link to the four faces; the SMS holds it bare to stay in one segment.
+        extras=(Extra("url", N_("Answer in one tap: %(url)s"), " %(url)s"),),
+        link="cleanliness-surveys",
     ),
     "household.not_reached": EventText(
         title=N_("Households to visit"),
