@@ -5,7 +5,6 @@ action; reads go through the selectors (out of scope is a 404); writes through o
 """
 
 import datetime as dt
-import uuid
 
 from django.db.models import Count, Prefetch
 from django.http import FileResponse, HttpResponse
@@ -20,10 +19,11 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.core.permissions import ActionRoles, uuid_or_404
 from api.core.roles import Role
 from api.core.sensitive_text import staff_text_guard
 from api.estate import selectors as estate
@@ -83,28 +83,6 @@ SURVEY_CHOICES = [
 ]
 
 
-class ActionRoles(BasePermission):
-    """The roles allowed to call each action of a view (`view.action_roles`)."""
-
-    message = "Your role does not allow this."
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        if not user or not user.is_authenticated or user.organisation_id is None:
-            return False
-        roles = view.action_roles.get(getattr(view, "action", None) or request.method.lower())
-        if roles is None:
-            roles = view.default_read_roles if request.method == "GET" else frozenset()
-        return user.role in roles
-
-
-def _uuid_or_404(value) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound() from None
-
-
 def _month(value: str | None) -> dt.date:
     if not value:
         return timezone.localdate().replace(day=1)
@@ -135,7 +113,7 @@ class AuditsBase(viewsets.GenericViewSet):
         return serializer.validated_data
 
     def get_object(self):
-        obj = self.get_queryset().filter(pk=_uuid_or_404(self.kwargs["pk"])).first()
+        obj = self.get_queryset().filter(pk=uuid_or_404(self.kwargs["pk"])).first()
         if obj is None:
             raise NotFound()
         return obj
@@ -469,7 +447,7 @@ class AuditViewSet(
     def photo_file(self, request, pk=None, photo_id=None):
         """The photo itself (metadata removed)."""
         audit = self.get_object()
-        photo = AuditPhoto.objects.filter(audit=audit, pk=_uuid_or_404(photo_id)).first()
+        photo = AuditPhoto.objects.filter(audit=audit, pk=uuid_or_404(photo_id)).first()
         if photo is None:
             raise NotFound()
         try:
@@ -514,7 +492,7 @@ class AuditViewSet(
     def settle(self, request, pk=None, item_id=None):
         """Settle a disputed item: upheld (stays not compliant) or overturned (rescored)."""
         audit = self.get_object()
-        answer_id = _uuid_or_404(item_id)
+        answer_id = uuid_or_404(item_id)
         data = self.input(AuditSettleSerializer)
         audit = services.audit_dispute_settle(
             audit=audit,
@@ -681,7 +659,7 @@ class AuditReportViewSet(mixins.ListModelMixin, AuditsBase):
         """
         data = self.input(AuditReportQuerySerializer, request.query_params)
         residence = (
-            estate.residences_visible_to(request.user).filter(pk=_uuid_or_404(residence_id)).first()
+            estate.residences_visible_to(request.user).filter(pk=uuid_or_404(residence_id)).first()
         )
         if residence is None:
             raise NotFound()
@@ -704,7 +682,7 @@ class AuditReportViewSet(mixins.ListModelMixin, AuditsBase):
         data = self.input(AuditReportQuerySerializer, request.query_params)
         contractor = (
             selectors.contractors_visible_to(request.user)
-            .filter(pk=_uuid_or_404(contractor_id))
+            .filter(pk=uuid_or_404(contractor_id))
             .first()
         )
         if contractor is None:

@@ -1,7 +1,5 @@
 """News endpoints: the tenant feed, staff posts and files, households' acknowledgements."""
 
-import uuid
-
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -18,6 +16,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from api.core.permissions import uuid_or_404
 from api.documents.renderers import FileRenderer
 from api.estate.acting import ACTING_PARAMETERS, acting_context
 from api.estate.models import Building, Entrance, Residence
@@ -47,13 +46,6 @@ PLACES = (
     ("building", Building, buildings_visible_to),
     ("entrance", Entrance, entrances_visible_to),
 )
-
-
-def _uuid_or_404(value) -> None:
-    try:
-        uuid.UUID(str(value))
-    except ValueError as exc:
-        raise NotFound() from exc
 
 
 def _places(user, data: dict) -> dict:
@@ -111,7 +103,7 @@ class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         )
 
     def get_object(self):
-        _uuid_or_404(self.kwargs["pk"])
+        uuid_or_404(self.kwargs["pk"])
         return super().get_object()
 
     def _output(self, post, code=status.HTTP_200_OK) -> Response:
@@ -181,7 +173,7 @@ class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def _attachment(self, attachment_id):
         post = self.get_object()
-        _uuid_or_404(attachment_id)
+        uuid_or_404(attachment_id)
         attachment = post.attachments.filter(pk=attachment_id).first()
         if attachment is None:
             raise NotFound()

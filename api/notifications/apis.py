@@ -3,7 +3,6 @@ broadcasts, the door-knocking list, maintenance alerts and on-call schedules."""
 
 import hashlib
 import hmac
-import uuid
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -24,6 +23,7 @@ from rest_framework.views import APIView
 
 from api.accounts.services import personal_data_access_record
 from api.core.exceptions import ServiceError
+from api.core.permissions import uuid_or_404
 from api.estate.models import Building, Entrance, Residence
 from api.estate.permissions import RoleAccess
 from api.estate.selectors import (
@@ -68,13 +68,6 @@ NO_CONTENT = OpenApiResponse(description="Done.")
 SIGNATURE_HEADER = "X-Palier-Signature"
 
 
-def _uuid_or_404(value) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError as exc:
-        raise NotFound() from exc
-
-
 def _input(serializer_class, request, *, partial: bool = False) -> dict:
     serializer = serializer_class(data=request.data, partial=partial)
     serializer.is_valid(raise_exception=True)
@@ -85,7 +78,7 @@ class ScopedObjectMixin:
     """Detail lookups through the list's selector: malformed or out-of-scope ids are a 404."""
 
     def get_object(self):
-        _uuid_or_404(self.kwargs[self.lookup_field])
+        uuid_or_404(self.kwargs[self.lookup_field])
         return super().get_object()
 
 

@@ -8,7 +8,6 @@ they may do to a given request is the services' business.
 import hashlib
 import hmac
 import time
-import uuid
 
 from django.conf import settings
 from django.db.models import Count, Prefetch, Q
@@ -25,12 +24,13 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.accounts.services import personal_data_access_record
 from api.core.exceptions import ServiceError
+from api.core.permissions import ActionRoles, uuid_or_404
 from api.core.roles import Role
 from api.core.sensitive_text import staff_text_guard
 from api.estate import selectors as estate
@@ -111,28 +111,6 @@ INCIDENT_WRITERS = frozenset(services.INCIDENT_ROLES)
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PHOTO_ID = OpenApiParameter("photo_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
-
-
-class ActionRoles(BasePermission):
-    """The roles allowed to call each action of a view (`view.action_roles`)."""
-
-    message = "Your role does not allow this."
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        if not user or not user.is_authenticated or user.organisation_id is None:
-            return False
-        roles = view.action_roles.get(getattr(view, "action", None) or request.method.lower())
-        if roles is None:
-            roles = view.default_read_roles if request.method == "GET" else frozenset()
-        return user.role in roles
-
-
-def _uuid_or_404(value) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound() from None
 
 
 def _language(request) -> str:
@@ -259,7 +237,7 @@ class TicketViewSet(
         return self.get_paginated_response(data)
 
     def get_object(self):
-        _uuid_or_404(self.kwargs["pk"])
+        uuid_or_404(self.kwargs["pk"])
         ticket = (
             self.get_queryset()
             .select_related("reporter", "category")
@@ -543,7 +521,7 @@ class TicketViewSet(
         return self.get_paginated_response(data)
 
     def _photo(self, ticket, photo_id) -> TicketPhoto:
-        photo = ticket.photos.filter(pk=_uuid_or_404(photo_id)).first()
+        photo = ticket.photos.filter(pk=uuid_or_404(photo_id)).first()
         if photo is None:
             raise NotFound()
         return photo
@@ -831,7 +809,7 @@ class AppointmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ticke
         return selectors.appointments_visible_to(self.request.user)
 
     def get_object(self):
-        _uuid_or_404(self.kwargs["pk"])
+        uuid_or_404(self.kwargs["pk"])
         return super().get_object()
 
     @extend_schema(
@@ -918,7 +896,7 @@ class CategoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TicketsB
         return selectors.categories_visible_to(self.request.user).prefetch_related("questions")
 
     def get_object(self):
-        _uuid_or_404(self.kwargs["pk"])
+        uuid_or_404(self.kwargs["pk"])
         return super().get_object()
 
 
@@ -970,7 +948,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TicketsB
         return IncidentSerializer if self.action == "list" else IncidentDetailSerializer
 
     def get_object(self):
-        _uuid_or_404(self.kwargs["pk"])
+        uuid_or_404(self.kwargs["pk"])
         incident = (
             self.get_queryset()
             .prefetch_related(Prefetch("updates"))
