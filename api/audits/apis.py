@@ -23,6 +23,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.core.exceptions import not_found, refused
 from api.core.permissions import ActionRoles, uuid_or_404
 from api.core.roles import Role
 from api.core.sensitive_text import staff_text_guard
@@ -252,12 +253,12 @@ class AuditRoundViewSet(
         data = self.input(AuditRoundCreateSerializer)
         residence = estate.residences_visible_to(request.user).filter(pk=data["residence"]).first()
         if residence is None:
-            raise services._not_found("residence")
+            raise not_found("residence")
         assignee = None
         if data.get("assignee"):
             assignee = estate.people_visible_to(request.user).filter(pk=data["assignee"]).first()
             if assignee is None:
-                raise services._not_found("assignee")
+                raise not_found("assignee")
         round = services.round_plan(
             actor=request.user,
             residence=residence,
@@ -359,17 +360,17 @@ class AuditViewSet(
         user = request.user
         entrance = estate.entrances_visible_to(user).filter(pk=data["entrance"]).first()
         if entrance is None:
-            raise services._not_found("entrance")
+            raise not_found("entrance")
         template = None
         if data.get("template"):
             template = selectors.templates_visible_to(user).filter(pk=data["template"]).first()
             if template is None:
-                raise services._not_found("template")
+                raise not_found("template")
         round = None
         if data.get("round"):
             round = selectors.rounds_visible_to(user).filter(pk=data["round"]).first()
             if round is None:
-                raise services._not_found("round")
+                raise not_found("round")
         audit, created = services.audit_submit(
             actor=user,
             audit_id=data["id"],
@@ -409,11 +410,11 @@ class AuditViewSet(
         audit = self.get_object()
         if request.method == "POST":
             if request.user.role not in AUDITORS:
-                raise services._refuse("Your role does not audit.")
+                raise refused("Your role does not audit.")
             data = self.input(AuditPhotoUploadSerializer)
             answer = audit.answers.filter(pk=data["answer"]).first()
             if answer is None:
-                raise services._not_found("answer")
+                raise not_found("answer")
             photo, created = services.audit_photo_add(
                 audit=audit,
                 answer=answer,
@@ -746,7 +747,7 @@ class SurveyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, AuditsBase):
         data = self.input(CleanlinessSurveyCreateSerializer)
         entrance = estate.entrances_visible_to(request.user).filter(pk=data["entrance"]).first()
         if entrance is None:
-            raise services._not_found("entrance")
+            raise not_found("entrance")
         response, created = services.survey_answer(
             respondent=request.user, entrance=entrance, rating=data["rating"]
         )
@@ -766,7 +767,7 @@ class SurveyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, AuditsBase):
         data = self.input(CleanlinessSurveyInviteSerializer)
         entrance = estate.entrances_visible_to(request.user).filter(pk=data["entrance"]).first()
         if entrance is None:
-            raise services._not_found("entrance")
+            raise not_found("entrance")
         sent = services.survey_invitations_send(entrance=entrance, actor=request.user)
         return Response({"sent": sent})
 

@@ -21,9 +21,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
-from rest_framework import status as http
 
-from api.core.exceptions import ServiceError
+from api.core.exceptions import ServiceError, conflict, not_found, refused
 from api.core.roles import Role
 from api.estate import selectors as estate
 from api.estate.models import (
@@ -72,18 +71,6 @@ RECENT_FAILURE_WINDOW = dt.timedelta(days=90)
 MAX_PERIOD = dt.timedelta(days=366)
 SURVEY_SALT = "audits.survey"
 SURVEY_LINK_AGE = dt.timedelta(days=14)
-
-
-def _refuse(message: str, *, field: str | None = None) -> ServiceError:
-    return ServiceError(message, code="not_allowed", field=field, status_code=403)
-
-
-def _not_found(field: str | None = None) -> ServiceError:
-    return ServiceError("Not found.", code="not_found", field=field, status_code=404)
-
-
-def _conflict(message: str, code: str = "conflict") -> ServiceError:
-    return ServiceError(message, code=code, status_code=http.HTTP_409_CONFLICT)
 
 
 def _event(*, organisation_id, kind: str, actor=None, audit=None, round=None, **data) -> None:
@@ -194,24 +181,24 @@ def audit_submit(
 ) -> tuple[Audit, bool]:
     """Store a whole audit from the field; a resend of the same id returns it (created=False)."""
     if actor.role not in selectors.AUDITOR_ROLES:
-        raise _refuse("Your role does not audit.")
+        raise refused("Your role does not audit.")
     existing = Audit.objects.filter(pk=audit_id).first()
     if existing is not None:
         if existing.auditor_id != actor.pk:
-            raise _conflict("This id is already used.", "id_in_use")
+            raise conflict("This id is already used.", "id_in_use")
         return existing, False
     if not estate.entrances_visible_to(actor).filter(pk=entrance.pk).exists():
-        raise _not_found("entrance")
+        raise not_found("entrance")
     if template is None:
         template = selectors.template_current(organisation_id=actor.organisation_id)
         if template is None:
             raise ServiceError("No questionnaire is set up.", field="template")
     elif not selectors.templates_visible_to(actor).filter(pk=template.pk).exists():
-        raise _not_found("template")
+        raise not_found("template")
     residence = entrance.building.residence
     if round is not None:
         if not selectors.rounds_visible_to(actor).filter(pk=round.pk).exists():
-            raise _not_found("round")
+            raise not_found("round")
         if round.residence_id != residence.id:
             raise ServiceError("This round is for another residence.", field="round")
         if round.status == RoundStatus.CANCELLED:
@@ -259,7 +246,7 @@ def audit_submit(
         with transaction.atomic():
             audit.save(force_insert=True)
     except IntegrityError as exc:
-        raise _conflict("This id is already used.", "id_in_use") from exc
+        raise conflict("This id is already used.", "id_in_use") from exc
     rows = [
         AuditAnswer(
             audit=audit,
@@ -455,14 +442,14 @@ def audit_photo_add(
 ) -> tuple[AuditPhoto, bool]:
     """Attach a photo to an answer (checked and stripped like request photos); resumable by id."""
     if actor.role not in selectors.AUDITOR_ROLES:
-        raise _refuse("Your role does not audit.")
+        raise refused("Your role does not audit.")
     if answer.audit_id != audit.id:
-        raise _not_found("answer")
+        raise not_found("answer")
     if client_id is not None:
         existing = AuditPhoto.objects.filter(pk=client_id).first()
         if existing is not None:
             if existing.answer_id != answer.id:
-                raise _conflict("This id is already used.", "id_in_use")
+                raise conflict("This id is already used.", "id_in_use")
             return existing, False
     if answer.photos.count() >= MAX_PHOTOS_PER_ANSWER:
         raise ServiceError(
@@ -530,15 +517,15 @@ class Dispute:
 def audit_countersign(*, audit: Audit, actor, disputes: list[Dispute], note: str = "") -> Audit:
     """The cleaning contractor's representative signs the audit, flagging what they dispute."""
     if actor.role != Role.CONTRACTOR:
-        raise _refuse("Only the contractor's representative countersigns.")
+        raise refused("Only the contractor's representative countersigns.")
     audit = Audit.objects.select_for_update().get(pk=audit.pk)
     if not selectors.audits_visible_to(actor).filter(pk=audit.pk).exists():
-        raise _not_found()
+        raise not_found()
     member = ContractorMember.objects.filter(user=actor, contractor_id=audit.contractor_id)
     if audit.contractor_id is None or not member.exists():
-        raise _refuse("This audit is about another contractor's work.")
+        raise refused("This audit is about another contractor's work.")
     if audit.status != AuditStatus.SUBMITTED:
-        raise _conflict("This audit is already countersigned.", "already_countersigned")
+        raise conflict("This audit is already countersigned.", "already_countersigned")
     answers = {a.id: a for a in audit.answers.all()}
     for index, dispute in enumerate(disputes):
         answer = answers.get(dispute.answer)
@@ -625,9 +612,9 @@ def audit_dispute_settle(
     item shares it); the audit is countersigned again once no disputed item is left.
     """
     if actor.role not in selectors.AUDITOR_ROLES:
-        raise _refuse("Your role does not settle disputes.")
+        raise refused("Your role does not settle disputes.")
     if not selectors.audits_visible_to(actor).filter(pk=audit.pk).exists():
-        raise _not_found()
+        raise not_found()
     audit = Audit.objects.select_for_update().get(pk=audit.pk)
     answer = (
         AuditAnswer.objects.select_for_update(of=("self",))
@@ -636,11 +623,11 @@ def audit_dispute_settle(
         .first()
     )
     if answer is None:
-        raise _not_found("answer")
+        raise not_found("answer")
     if not answer.disputed:
-        raise _conflict("This item is not disputed.", "not_disputed")
+        raise conflict("This item is not disputed.", "not_disputed")
     if answer.settled_at is not None:
-        raise _conflict("This dispute is already settled.", "already_settled")
+        raise conflict("This dispute is already settled.", "already_settled")
     if outcome not in DisputeOutcome.values:
         raise ServiceError("Upheld or overturned.", field="outcome")
     reason = (reason or "").strip()
@@ -692,7 +679,7 @@ def audit_dispute_settle(
 def scoring_policy_update(*, actor, **changes) -> ScoringPolicy:
     """Change the organisation's thresholds and critical cap; each change is versioned."""
     if actor.role not in selectors.POLICY_WRITER_ROLES or actor.organisation_id is None:
-        raise _refuse("Only a manager changes the scoring thresholds.")
+        raise refused("Only a manager changes the scoring thresholds.")
     fields = ("penalty_below", "bonus_from", "critical_cap")
     unknown = set(changes) - set(fields)
     if unknown:
@@ -723,7 +710,7 @@ def scoring_policy_update(*, actor, **changes) -> ScoringPolicy:
             policy.save()
     except IntegrityError as exc:
         # Two first changes at once: the other one won; this one is sent again.
-        raise _conflict("The thresholds changed meanwhile; try again.") from exc
+        raise conflict("The thresholds changed meanwhile; try again.") from exc
     _event(
         organisation_id=policy.organisation_id,
         kind=AuditEventKind.POLICY_CHANGED,
@@ -779,12 +766,12 @@ def round_plan(
 ) -> AuditRound:
     """Plan a round of a residence and draw the entrances it inspects."""
     if actor is not None and actor.role not in selectors.AUDITOR_ROLES:
-        raise _refuse("Your role does not plan audit rounds.")
+        raise refused("Your role does not plan audit rounds.")
     if (
         actor is not None
         and not estate.residences_visible_to(actor).filter(pk=residence.pk).exists()
     ):
-        raise _not_found("residence")
+        raise not_found("residence")
     if period_end < period_start:
         raise ServiceError("The period ends before it starts.", field="period_end")
     if period_end - period_start > MAX_PERIOD:
@@ -862,11 +849,11 @@ def round_plan(
 def round_cancel(*, round: AuditRound, actor) -> AuditRound:
     """Cancel a round not walked yet; its entrances return to the cycle's pool."""
     if actor.role not in selectors.AUDITOR_ROLES:
-        raise _refuse("Your role does not plan audit rounds.")
+        raise refused("Your role does not plan audit rounds.")
     if not selectors.rounds_visible_to(actor).filter(pk=round.pk).exists():
-        raise _not_found()
+        raise not_found()
     if round.status != RoundStatus.PLANNED:
-        raise _conflict("Only a round not started yet can be cancelled.", "round_started")
+        raise conflict("Only a round not started yet can be cancelled.", "round_started")
     round.status = RoundStatus.CANCELLED
     round.save(update_fields=["status", "updated_at"])
     _event(
@@ -892,9 +879,9 @@ def survey_answer(
 ) -> tuple[SurveyResponse, bool]:
     """Record a tenant's rating of their entrance this week (a second answer replaces the first)."""
     if respondent.role != Role.TENANT:
-        raise _refuse("The survey is for tenants.")
+        raise refused("The survey is for tenants.")
     if not estate.entrances_visible_to(respondent).filter(pk=entrance.pk).exists():
-        raise _not_found("entrance")
+        raise not_found("entrance")
     if not 1 <= rating <= 4:
         raise ServiceError("Choose one of the four faces (1 to 4).", field="rating")
     response, created = SurveyResponse.objects.update_or_create(
@@ -967,7 +954,7 @@ def survey_token_read(token: str) -> tuple:
         ObjectDoesNotExist,
         ValidationError,
     ):
-        raise _not_found() from None
+        raise not_found() from None
     return person, entrance
 
 
@@ -996,9 +983,9 @@ def survey_invitations_send(*, entrance: Entrance, actor=None) -> int:
 
     if actor is not None:
         if actor.role not in selectors.AUDITOR_ROLES:
-            raise _refuse("Your role does not send surveys.")
+            raise refused("Your role does not send surveys.")
         if not estate.entrances_visible_to(actor).filter(pk=entrance.pk).exists():
-            raise _not_found("entrance")
+            raise not_found("entrance")
     today = timezone.localdate()
     week = week_of(today)
     answered = set(
@@ -1045,9 +1032,9 @@ def template_revise(*, actor, template: AuditTemplate, sections: list[dict], nam
     with the audits answered on it.
     """
     if actor.role not in selectors.TEMPLATE_WRITER_ROLES:
-        raise _refuse("Only a manager changes the questionnaire.")
+        raise refused("Only a manager changes the questionnaire.")
     if not selectors.templates_visible_to(actor).filter(pk=template.pk).exists():
-        raise _not_found()
+        raise not_found()
     codes = [q["code"] for section in sections for q in section["questions"]]
     if len(codes) != len(set(codes)):
         raise ServiceError("Each question needs its own code.", field="sections")

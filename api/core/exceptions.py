@@ -33,6 +33,21 @@ class ServiceError(Exception):
         self.status_code = status_code
 
 
+def refused(message: str, code: str = "not_allowed", *, field: str | None = None) -> ServiceError:
+    """The actor may not do this (403)."""
+    return ServiceError(message, code=code, field=field, status_code=status.HTTP_403_FORBIDDEN)
+
+
+def not_found(field: str | None = None) -> ServiceError:
+    """Nothing of that name in the actor's scope (404): out of scope reads as absent."""
+    return ServiceError("Not found.", code="not_found", field=field, status_code=404)
+
+
+def conflict(message: str, code: str = "conflict") -> ServiceError:
+    """The object's state does not allow this now (409)."""
+    return ServiceError(message, code=code, status_code=status.HTTP_409_CONFLICT)
+
+
 def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     """Turn DRF's nested error detail into ``{"a.b.0": ["message"]}``."""
     flat: dict[str, list[str]] = {}

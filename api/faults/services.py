@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from api.core.exceptions import ServiceError
+from api.core.exceptions import ServiceError, conflict, refused
 from api.core.roles import STAFF_ROLES, Role
 from api.telemetry.hooks import StoredMessage
 from api.telemetry.models import Device, DeviceStatus
@@ -82,14 +82,6 @@ DEVICE_PLACE = (
     "equipment__common_area__entrance__building_id",
     "equipment__common_area__entrance__building__residence_id",
 )
-
-
-def _refuse(message: str, code: str = "not_allowed") -> ServiceError:
-    return ServiceError(message, code=code, status_code=403)
-
-
-def _conflict(message: str, code: str = "conflict") -> ServiceError:
-    return ServiceError(message, code=code, status_code=409)
 
 
 def _utc(seconds: float) -> datetime:
@@ -617,7 +609,7 @@ def _check_handler(actor, fault: Fault) -> None:
     if not selectors.faults_visible_to(actor).filter(pk=fault.pk).exists():
         raise ServiceError("Not found.", code="not_found", status_code=404)
     if actor.role not in FAULT_HANDLER_ROLES:
-        raise _refuse("Your role may not handle faults.")
+        raise refused("Your role may not handle faults.")
 
 
 @transaction.atomic
@@ -626,7 +618,7 @@ def fault_acknowledge(*, fault: Fault, actor, note: str = "") -> Fault:
     _check_handler(actor, fault)
     fault = _lock(fault)
     if fault.state not in (S.ACTIVE_UNACK, S.CLEARED_UNACK):
-        raise _conflict("This fault is not waiting for acknowledgement.", "not_unacknowledged")
+        raise conflict("This fault is not waiting for acknowledgement.", "not_unacknowledged")
     before = fault.state
     now = timezone.now()
     fault.acknowledged_at, fault.acknowledged_by = now, actor
@@ -671,7 +663,7 @@ def fault_shelve(*, fault: Fault, actor, until: datetime, reason: str) -> Fault:
             f"Shelve for at most {settings.FAULT_SHELVE_MAX_DAYS} days.", field="until"
         )
     if fault.state not in (S.ACTIVE_UNACK, S.ACTIVE_ACK, S.CLEARED_UNACK, S.SHELVED):
-        raise _conflict("Only an active or unacknowledged fault can be shelved.", "not_shelvable")
+        raise conflict("Only an active or unacknowledged fault can be shelved.", "not_shelvable")
     before = fault.state
     fault.state = S.SHELVED
     fault.shelved_until, fault.shelve_reason, fault.shelved_by = until, reason[:300], actor
@@ -696,7 +688,7 @@ def fault_unshelve(*, fault: Fault, actor, note: str = "") -> Fault:
     _check_handler(actor, fault)
     fault = _lock(fault)
     if fault.state != S.SHELVED:
-        raise _conflict("This fault is not shelved.", "not_shelved")
+        raise conflict("This fault is not shelved.", "not_shelved")
     fault.state = _base_state(fault)
     fault.shelved_until = None
     fields = ["state", "shelved_until", "updated_at"]
@@ -735,12 +727,12 @@ def fault_out_of_service(*, fault: Fault, actor, out: bool, note: str = "") -> F
     before = fault.state
     if out:
         if fault.state == S.CLEARED:
-            raise _conflict("This fault is closed.", "closed")
+            raise conflict("This fault is closed.", "closed")
         fault.state = S.OUT_OF_SERVICE
         kind = FaultEventKind.OUT_OF_SERVICE
     else:
         if fault.state != S.OUT_OF_SERVICE:
-            raise _conflict("This fault is in service.", "in_service")
+            raise conflict("This fault is in service.", "in_service")
         fault.state = _base_state(fault)
         kind = FaultEventKind.RETURNED
     fault.save(update_fields=["state", "updated_at"])
@@ -1314,7 +1306,7 @@ def _check_rule_editor(actor, residence) -> None:
     if actor is None:
         return
     if actor.role not in RULE_EDITOR_ROLES:
-        raise _refuse("Only managers change fault rules.")
+        raise refused("Only managers change fault rules.")
     if residence is not None and (
         residence.organisation_id != actor.organisation_id
         or not residences_visible_to(actor).filter(pk=residence.pk).exists()
@@ -1360,7 +1352,7 @@ def rule_override_create(
         organisation=organisation, rule=rule, device_model=device_model, residence=residence
     ).exists()
     if exists:
-        raise _conflict("This rule is already changed there; edit that change.", "already_exists")
+        raise conflict("This rule is already changed there; edit that change.", "already_exists")
     override = RuleOverride(
         organisation=organisation,
         rule=rule,

@@ -19,9 +19,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, TransitionNotAllowed, can_proceed
-from rest_framework import status as http
 
-from api.core.exceptions import ServiceError
+from api.core.exceptions import ServiceError, conflict, not_found, refused
 from api.core.roles import Role
 from api.estate import selectors as estate
 from api.estate.models import (
@@ -120,18 +119,6 @@ STAFF_TARGETS = {
     Role.MANAGER: set(Status),
     Role.ADMIN: set(Status),
 }
-
-
-def _refuse(message: str, *, code: str = "not_allowed", field: str | None = None) -> ServiceError:
-    return ServiceError(message, code=code, field=field, status_code=http.HTTP_403_FORBIDDEN)
-
-
-def _not_found(field: str | None = None) -> ServiceError:
-    return ServiceError("Not found.", code="not_found", field=field, status_code=404)
-
-
-def _conflict(message: str, code: str = "conflict") -> ServiceError:
-    return ServiceError(message, code=code, status_code=http.HTTP_409_CONFLICT)
 
 
 def _role(actor) -> str | None:
@@ -236,7 +223,7 @@ def _save(ticket: Ticket, fields: Iterable[str]) -> None:
     try:
         ticket.save(update_fields=[*set(fields), "version", "updated_at"])
     except ConcurrentTransition as exc:
-        raise _conflict("The request changed meanwhile; reload it.") from exc
+        raise conflict("The request changed meanwhile; reload it.") from exc
     ticket.refresh_from_db(fields=["version"])
 
 
@@ -249,7 +236,7 @@ def _lock(ticket: Ticket) -> Ticket:
             .get(pk=ticket.pk)
         )
     except Ticket.DoesNotExist as exc:
-        raise _not_found() from exc
+        raise not_found() from exc
 
 
 def _context(ticket: Ticket, **extra) -> dict:
@@ -385,7 +372,7 @@ def _grantor_for(actor, dwelling: Dwelling):
     for delegation in estate.active_delegations_received(actor).select_related("grantor"):
         if estate.current_household_dwellings(delegation.grantor).filter(pk=dwelling.pk).exists():
             if not delegation.can_create_requests:
-                raise _refuse("Your delegation lets you follow requests, not file them.")
+                raise refused("Your delegation lets you follow requests, not file them.")
             return delegation.grantor
     return None
 
@@ -639,24 +626,24 @@ def ticket_create(
     )
     if actor is not None:
         if actor.role not in CREATOR_ROLES:
-            raise _refuse("Your role does not file requests.")
+            raise refused("Your role does not file requests.")
         if place["organisation_id"] != actor.organisation_id or not _place_visible(actor, place):
-            raise _not_found("place")
+            raise not_found("place")
         if actor.role == Role.TENANT and place["kind"] == PlaceKind.DWELLING:
             grantor = _grantor_for(actor, place["dwelling"])
             if on_behalf_of is None:
                 on_behalf_of = grantor
         if priority is not None and actor.role == Role.TENANT:
-            raise _refuse("The priority is set by staff.", field="priority")
+            raise refused("The priority is set by staff.", field="priority")
     elif partner is not None:
         if place["organisation_id"] != partner.organisation_id:
-            raise _not_found("place")
+            raise not_found("place")
         allowed = list(partner.residences.values_list("id", flat=True))
         if allowed and place["residence"].id not in allowed:
-            raise _not_found("place")
+            raise not_found("place")
     _check_category(category, place)
     if equipment is not None and equipment.organisation_id != place["organisation_id"]:
-        raise _not_found("equipment")
+        raise not_found("equipment")
     clean_answers = answers_validate(category=category, answers=answers)
     description = (description or "").strip()
     if not description:
@@ -671,7 +658,7 @@ def ticket_create(
                 and existing.partner_id == getattr(partner, "pk", None)
             )
             if not same_author:
-                raise _conflict("This id is already used.", "id_in_use")
+                raise conflict("This id is already used.", "id_in_use")
             return existing
     if related_fault_id is not None:
         existing = Ticket.objects.filter(
@@ -730,7 +717,7 @@ def ticket_create(
         with transaction.atomic():
             ticket.save(force_insert=True)
     except IntegrityError as exc:
-        raise _conflict("This id is already used.", "id_in_use") from exc
+        raise conflict("This id is already used.", "id_in_use") from exc
     ticket_event_record(
         ticket=ticket,
         kind=EventKind.CREATED,
@@ -862,11 +849,11 @@ def _check_transition_allowed(actor, ticket: Ticket, to_status: str) -> None:
     if actor is None:
         return
     if not selectors.tickets_visible_to(actor).filter(pk=ticket.pk).exists():
-        raise _not_found()
+        raise not_found()
     household = actor.role == Role.TENANT and selectors.is_household_side(actor, ticket)
     refusal = _role_refusal(actor, ticket, to_status, household)
     if refusal is not None:
-        raise _refuse(refusal)
+        raise refused(refusal)
 
 
 def _duplicate_target(actor, ticket: Ticket, duplicate_of) -> Ticket:
@@ -877,7 +864,7 @@ def _duplicate_target(actor, ticket: Ticket, duplicate_of) -> Ticket:
     scope = selectors.tickets_visible_to(actor) if actor is not None else Ticket.objects.all()
     target = scope.filter(pk=getattr(duplicate_of, "pk", duplicate_of)).first()
     if target is None or target.organisation_id != ticket.organisation_id:
-        raise _not_found("duplicate_of")
+        raise not_found("duplicate_of")
     seen = {ticket.pk}
     while target.duplicate_of_id is not None and target.pk not in seen:
         seen.add(target.pk)
@@ -917,7 +904,7 @@ def ticket_transition(
     from_status = ticket.status
     method = _transition_method(ticket, to_status)
     if method is None or from_status == to_status:
-        raise _conflict(
+        raise conflict(
             f"A request cannot go from {from_status} to {to_status}.", "invalid_transition"
         )
 
@@ -938,7 +925,7 @@ def ticket_transition(
     try:
         getattr(ticket, method)()
     except TransitionNotAllowed:
-        raise _conflict(
+        raise conflict(
             f"A request cannot go from {from_status} to {to_status}.", "invalid_transition"
         ) from None
 
@@ -1048,9 +1035,9 @@ def _require_staff_scope(actor, ticket: Ticket, roles: frozenset | None = None) 
     if actor is None:
         return
     if not selectors.tickets_visible_to(actor).filter(pk=ticket.pk).exists():
-        raise _not_found()
+        raise not_found()
     if actor.role not in (roles or selectors.STAFF_SIDE_ROLES):
-        raise _refuse("Your role may not do this.")
+        raise refused("Your role may not do this.")
 
 
 @transaction.atomic
@@ -1090,7 +1077,7 @@ def ticket_update(
             ticket.description = description
     if equipment is not None and equipment.pk != ticket.equipment_id:
         if equipment.organisation_id != ticket.organisation_id:
-            raise _not_found("equipment")
+            raise not_found("equipment")
         changes["equipment"] = [str(ticket.equipment_id), str(equipment.pk)]
         ticket.equipment = equipment
     if not changes:
@@ -1116,9 +1103,9 @@ def ticket_update(
 
 def _check_assignment(actor, organisation_id, team, contractor, assignee) -> None:
     if team is not None and team.organisation_id != organisation_id:
-        raise _not_found("team")
+        raise not_found("team")
     if contractor is not None and contractor.organisation_id != organisation_id:
-        raise _not_found("contractor")
+        raise not_found("contractor")
     if assignee is not None:
         if assignee.organisation_id != organisation_id or assignee.role not in (
             Role.TECHNICIAN,
@@ -1126,9 +1113,9 @@ def _check_assignment(actor, organisation_id, team, contractor, assignee) -> Non
             Role.CONTRACTOR,
             Role.AGENCY_STAFF,
         ):
-            raise _not_found("assignee")
+            raise not_found("assignee")
         if actor is not None and actor.role == Role.TECHNICIAN and assignee.pk != actor.pk:
-            raise _refuse("A technician may only take a request for themselves.", field="assignee")
+            raise refused("A technician may only take a request for themselves.", field="assignee")
 
 
 @transaction.atomic
@@ -1146,7 +1133,7 @@ def ticket_assign(
     roles = DISPATCH_ROLES | {Role.TECHNICIAN}
     _require_staff_scope(actor, ticket, roles)
     if actor is not None and actor.role == Role.TECHNICIAN and (team or contractor):
-        raise _refuse("A technician may only take a request for themselves.")
+        raise refused("A technician may only take a request for themselves.")
     _check_assignment(actor, ticket.organisation_id, team, contractor, assignee)
     _apply_assignment(
         ticket, actor=actor, team=team, contractor=contractor, assignee=assignee, note=note
@@ -1207,7 +1194,7 @@ def tickets_bulk_assign(
 ) -> int:
     """Hand many requests at once; all must be in the actor's scope."""
     if actor is None or actor.role not in DISPATCH_ROLES:
-        raise _refuse("Your role may not assign requests.")
+        raise refused("Your role may not assign requests.")
     ids = list(dict.fromkeys(ticket_ids))
     if not ids or len(ids) > BULK_ASSIGN_MAX:
         raise ServiceError(f"Between 1 and {BULK_ASSIGN_MAX} requests.", field="tickets")
@@ -1218,7 +1205,7 @@ def tickets_bulk_assign(
         .select_related("category", "residence")
     )
     if len(tickets) != len(ids):
-        raise _not_found("tickets")
+        raise not_found("tickets")
     _check_assignment(actor, actor.organisation_id, team, contractor, assignee)
     for ticket in tickets:
         _apply_assignment(
@@ -1234,7 +1221,7 @@ def ticket_comment_add(
     """Add a comment; tenants' comments are public, staff may keep theirs internal."""
     ticket = _lock(ticket)
     if not selectors.tickets_visible_to(actor).filter(pk=ticket.pk).exists():
-        raise _not_found()
+        raise not_found()
     text = (text or "").strip()
     if not text:
         raise ServiceError("Write something.", code="required", field="text")
@@ -1276,9 +1263,9 @@ def ticket_follow(*, ticket: Ticket, actor) -> tuple[TicketFollower, bool]:
     """Follow a request ("me too" for a tenant): every update reaches the follower."""
     ticket = _lock(ticket)
     if not selectors.tickets_visible_to(actor).filter(pk=ticket.pk).exists():
-        raise _not_found()
+        raise not_found()
     if ticket.status in FINAL_STATUSES:
-        raise _conflict("This request is closed; file a new one if the problem is back.")
+        raise conflict("This request is closed; file a new one if the problem is back.")
     follower, created = TicketFollower.objects.get_or_create(
         ticket=ticket, user=actor, defaults={"me_too": actor.role == Role.TENANT}
     )
@@ -1307,14 +1294,14 @@ def _require_household(actor, ticket: Ticket, on_behalf_of=None) -> None:
     if actor is None:
         return
     if not selectors.tickets_visible_to(actor).filter(pk=ticket.pk).exists():
-        raise _not_found()
+        raise not_found()
     if actor.role == Role.TENANT:
         if selectors.is_household_side(actor, ticket):
             return
-        raise _refuse("Only the household that filed this request may answer.")
+        raise refused("Only the household that filed this request may answer.")
     if actor.role in selectors.AGENCY_ROLES and on_behalf_of is not None:
         return
-    raise _refuse("Only the tenant, or staff acting for them, may answer.")
+    raise refused("Only the tenant, or staff acting for them, may answer.")
 
 
 @transaction.atomic
@@ -1325,7 +1312,7 @@ def ticket_confirm(
     ticket = _lock(ticket)
     _require_household(actor, ticket, on_behalf_of)
     if ticket.status != Status.RESOLVED:
-        raise _conflict("There is nothing to confirm on this request now.", "not_resolved")
+        raise conflict("There is nothing to confirm on this request now.", "not_resolved")
     ticket.confirmation = Confirmation.FIXED if fixed else Confirmation.STILL_BROKEN
     ticket.confirmed_at = timezone.now()
     _save(ticket, ["confirmation", "confirmed_at"])
@@ -1353,7 +1340,7 @@ def ticket_rate(
     ticket = _lock(ticket)
     _require_household(actor, ticket, on_behalf_of)
     if ticket.status not in (Status.RESOLVED, Status.CLOSED):
-        raise _conflict("A request is rated once it has been dealt with.", "not_resolved")
+        raise conflict("A request is rated once it has been dealt with.", "not_resolved")
     if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
         raise ServiceError("A rating from 1 to 5.", field="rating")
     ticket.rating = rating
@@ -1380,14 +1367,14 @@ def ticket_photo_add(
     ticket = _lock(ticket)
     if actor is not None:
         if not selectors.tickets_visible_to(actor).filter(pk=ticket.pk).exists():
-            raise _not_found()
+            raise not_found()
         if actor.role == Role.TENANT and not selectors.is_household_side(actor, ticket):
-            raise _refuse("Add photos to your own requests.")
+            raise refused("Add photos to your own requests.")
     if client_id is not None:
         existing = TicketPhoto.objects.filter(pk=client_id).first()
         if existing is not None:
             if existing.ticket_id != ticket.pk:
-                raise _conflict("This id is already used.", "id_in_use")
+                raise conflict("This id is already used.", "id_in_use")
             return existing
     if ticket.photos.count() >= MAX_PHOTOS:
         raise ServiceError(
@@ -1420,7 +1407,7 @@ def ticket_delete(*, ticket: Ticket, actor) -> None:
     ticket = _lock(ticket)
     _require_staff_scope(actor, ticket, DELETE_ROLES)
     if ticket.duplicates.exists():
-        raise _conflict("Other requests were merged into this one.", "in_use")
+        raise conflict("Other requests were merged into this one.", "in_use")
     SyncTombstone.objects.create(
         organisation_id=ticket.organisation_id,
         kind="ticket",
@@ -1449,7 +1436,7 @@ def appointment_propose(
     ticket = _lock(ticket)
     _require_staff_scope(actor, ticket, selectors.STAFF_SIDE_ROLES)
     if ticket.status not in OPEN_STATUSES:
-        raise _conflict("Visits are arranged for requests still being handled.", "not_open")
+        raise conflict("Visits are arranged for requests still being handled.", "not_open")
     if ticket.place_kind != PlaceKind.DWELLING:
         raise ServiceError("Visits are arranged for requests about a dwelling.", field="slots")
     if not slots or len(slots) > MAX_SLOTS:
@@ -1508,10 +1495,10 @@ def appointment_book(
     else:
         _require_staff_scope(actor, ticket, DISPATCH_ROLES)
     if appointment.status != AppointmentStatus.PROPOSED:
-        raise _conflict("This slot can no longer be chosen.", "not_available")
+        raise conflict("This slot can no longer be chosen.", "not_available")
     now = timezone.now()
     if appointment.starts_at <= now:
-        raise _conflict("This slot has passed.", "not_available")
+        raise conflict("This slot has passed.", "not_available")
     for booked in Appointment.objects.filter(ticket=ticket, status=AppointmentStatus.BOOKED):
         booked.status = AppointmentStatus.CANCELLED
         booked.save(update_fields=["status", "updated_at"])
@@ -1572,7 +1559,7 @@ def appointment_cancel(
     else:
         _require_staff_scope(actor, ticket, selectors.STAFF_SIDE_ROLES)
     if appointment.status not in (AppointmentStatus.PROPOSED, AppointmentStatus.BOOKED):
-        raise _conflict("This visit is not planned any more.", "not_available")
+        raise conflict("This visit is not planned any more.", "not_available")
     was_booked = appointment.status == AppointmentStatus.BOOKED
     appointment.status = AppointmentStatus.CANCELLED
     appointment.note = (reason or appointment.note)[:500]
@@ -1621,9 +1608,9 @@ def appointment_record_outcome(
     if outcome not in (AppointmentStatus.DONE, AppointmentStatus.MISSED):
         raise ServiceError("done or missed.", field="outcome")
     if appointment.status != AppointmentStatus.BOOKED:
-        raise _conflict("Only a booked visit has an outcome.", "not_booked")
+        raise conflict("Only a booked visit has an outcome.", "not_booked")
     if appointment.starts_at > timezone.now():
-        raise _conflict("This visit has not started yet.", "not_started")
+        raise conflict("This visit has not started yet.", "not_started")
     appointment.status = outcome
     appointment.note = (note or appointment.note)[:500]
     appointment.save(update_fields=["status", "note", "updated_at"])
@@ -1906,14 +1893,14 @@ def _incident_place_check(actor, *, building, residence, category) -> tuple:
     residence = building.residence if building is not None else residence
     if actor is not None:
         if actor.role not in INCIDENT_ROLES:
-            raise _refuse("Your role may not declare incidents.")
+            raise refused("Your role may not declare incidents.")
         visible = (
             estate.buildings_visible_to(actor).filter(pk=building.pk)
             if building is not None
             else estate.residences_visible_to(actor).filter(pk=residence.pk)
         )
         if not visible.exists():
-            raise _not_found("place")
+            raise not_found("place")
     if not category.is_active or category.organisation_id not in (None, residence.organisation_id):
         raise ServiceError("Unknown category.", field="category")
     return building, residence
@@ -1953,7 +1940,7 @@ def incident_open(
     if existing is not None:
         if actor is None:
             return existing
-        raise _conflict("This incident is already declared; update it instead.", "already_open")
+        raise conflict("This incident is already declared; update it instead.", "already_open")
     incident = Incident.objects.create(
         organisation_id=residence.organisation_id,
         category=category,
@@ -1999,9 +1986,9 @@ def _lock_incident(incident: Incident, actor) -> Incident:
     )
     if actor is not None:
         if actor.role not in INCIDENT_ROLES:
-            raise _refuse("Your role may not change incidents.")
+            raise refused("Your role may not change incidents.")
         if not selectors.incidents_visible_to(actor).filter(pk=incident.pk).exists():
-            raise _not_found()
+            raise not_found()
     return incident
 
 
@@ -2016,7 +2003,7 @@ def incident_update(
     """Tell the households news of an incident (a new message and/or expected end)."""
     incident = _lock_incident(incident, actor)
     if incident.status != IncidentStatus.OPEN:
-        raise _conflict("This incident is over.", "closed")
+        raise conflict("This incident is over.", "closed")
     message = (public_message or "").strip()
     if not message and expected_end is None:
         raise ServiceError("Give news: a message or a new expected end.", field="public_message")
@@ -2045,7 +2032,7 @@ def incident_close(*, incident: Incident, actor, public_message: str = "") -> In
     """End an incident: its open requests are resolved (tenants confirm) and everyone is told."""
     incident = _lock_incident(incident, actor)
     if incident.status != IncidentStatus.OPEN:
-        raise _conflict("This incident is already over.", "closed")
+        raise conflict("This incident is already over.", "closed")
     now = timezone.now()
     message = (public_message or "").strip() or incident.public_message
     incident.status = IncidentStatus.CLOSED
