@@ -34,12 +34,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from api.telemetry.batch import INGEST_CONTENT_TYPE, encode_body, item_from_decoded
 from devices import contract
 from workers import metrics
 from workers.bridge_mqtt import BulkClient, Message
@@ -55,7 +55,6 @@ RAW_KEPT_BYTES = 2048
 _UNSUPPORTED_PROTOCOL = {1, 132}
 _CLOSED = -1  # the broker closed the connection before any CONNACK
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
-_encoder = msgspec.json.Encoder()
 
 
 def shard_queue(device_id: str, shards: int) -> str:
@@ -129,9 +128,10 @@ def default_client_id(instance: int | None = None) -> str:
 class CelerySender:
     """Queue a batch as a Celery task message and return only once the broker accepted it.
 
-    The body is encoded with msgspec (the ingest items hold msgspec structs) as the JSON that
-    Celery's own json serializer would produce, under a content type of its own
-    (`workers.celery_app.BATCH_CONTENT_TYPE`) that workers decode with msgspec too.
+    The body is the JSON that Celery's own json serializer would produce, encoded with
+    msgspec: ingest batches under `INGEST_CONTENT_TYPE` (items as arrays, which workers decode
+    straight into `api.telemetry.batch.IngestItem`), quarantine batches under
+    `workers.celery_app.BATCH_CONTENT_TYPE` (plain objects).
     """
 
     def __init__(self, broker_url: str) -> None:
@@ -148,13 +148,13 @@ class CelerySender:
             self._producer = self._connection.Producer(serializer="json")
         return self._producer
 
-    def send(self, queue: str, task: str, items: list[dict]) -> None:
+    def send(self, queue: str, task: str, items: list) -> None:
         """Publish one task message; raises if the broker did not confirm it."""
         task_id = str(uuid.uuid4())
         message = self._app.amqp.as_task_v2(
             task_id, task, args=(), kwargs={}, argsrepr=f"[<{len(items)} items>]", kwargsrepr="{}"
         )
-        body = _encoder.encode(((items,), {}, _EMBED))
+        body = encode_body(((items,), {}, _EMBED))
         producer = self._producer_for_write()
         try:
             # The anonymous exchange routes on the queue name: the message lands in the list
@@ -163,7 +163,7 @@ class CelerySender:
                 body,
                 exchange="",
                 routing_key=queue,
-                content_type=BATCH_CONTENT_TYPE,
+                content_type=INGEST_CONTENT_TYPE if task == INGEST_TASK else BATCH_CONTENT_TYPE,
                 content_encoding="utf-8",
                 headers=message.headers,
                 delivery_mode=2,
@@ -189,7 +189,7 @@ class _Batch:
     queue: str
     task: str
     started: float
-    items: list[dict] = field(default_factory=list)
+    items: list = field(default_factory=list)
     entries: list[list] = field(default_factory=list)
     oldest_ts: float = float("inf")
 
@@ -367,7 +367,7 @@ class Bridge:
         self.received += len(messages)
         now = time.time()
         decode = contract.decode
-        routed: list[tuple[str, str, dict, list | None, float]] = []
+        routed: list[tuple[str, str, object, list | None, float]] = []
         valid: Counter[str] = Counter()
         quarantined: Counter[str] = Counter()
         rejected_records: Counter[str] = Counter()
@@ -387,32 +387,11 @@ class Bridge:
                 routed.append((QUARANTINE_QUEUE, QUARANTINE_TASK, item, entry, now))
                 continue
             parsed = decoded.topic
-            envelope = decoded.envelope
-            ts = now
-            if envelope is not None:
-                payload: Any = envelope
-                ts = envelope.ts
-            elif decoded.status is not None:
-                payload = {"status": decoded.status}
-            else:
-                payload = decoded.meta
-            rejected = []
-            if decoded.rejected:
-                for record, reason in decoded.rejected:
-                    rejected.append({"record": record, "reason": reason})
-                    rejected_records[reason] += 1
+            item = item_from_decoded(topic, decoded, now, retained)
+            ts = item.ts if decoded.envelope is not None else now
+            for _record, reason in decoded.rejected:
+                rejected_records[reason] += 1
             valid[parsed.kind] += 1
-            item = {
-                "topic": topic,
-                "fleet": parsed.fleet,
-                "device_id": parsed.device_id,
-                "kind": parsed.kind,
-                "received_at": now,
-                "payload": payload,
-                "rejected": rejected,
-                # A retained status or birth message replays the past: not a sign of life.
-                "retained": retained,
-            }
             routed.append((self._queue_of(parsed.device_id), INGEST_TASK, item, entry, ts))
         size = self.config.batch_size
         # QoS 1 messages are bounded by the receive maximum; QoS 0 ones are not, so past this

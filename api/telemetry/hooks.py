@@ -8,14 +8,20 @@ from dataclasses import dataclass
 
 from django.db import InterfaceError, OperationalError, transaction
 
+from devices.contract import VOCABULARY
+
 logger = logging.getLogger(__name__)
+
+
+_FLAGS = frozenset(name for name, (_unit, field) in VOCABULARY.items() if field == "vb")
 
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
-    """A message stored for the first time: its unit, identity, own time and accepted records.
+    """A message stored for the first time: its unit, identity, own time and accepted readings.
 
-    `records` are the contract's records as dicts (`n`, one of `v`/`vb`/`vs`, optional `t`).
+    The readings are the storage's parallel columns: names, numeric values (flags as 0/1,
+    None for a text), offsets from `ts` (None when all are 0) and texts (None when none).
     """
 
     device_id: int
@@ -23,18 +29,21 @@ class StoredMessage:
     boot: int
     seq: int
     ts: float
-    records: list[dict]
+    names: list[str]
+    vals: list[float | None]
+    offsets: list[float] | None = None
+    texts: list[str | None] | None = None
 
     def points(self) -> Iterator[tuple[float, str, float | bool | str]]:
-        """(reading time in unix seconds, name, value) for each record, in message order."""
-        ts = self.ts
-        for record in self.records:
-            value = record.get("v")
-            if value is None:
-                value = record.get("vb")
-            if value is None:
-                value = record.get("vs")
-            yield ts + record.get("t", 0.0), record["n"], value
+        """(reading time in unix seconds, name, value) for each reading, in message order;
+        flags as booleans and codes as text, as the units sent them."""
+        ts, offsets, texts, flags = self.ts, self.offsets, self.texts, _FLAGS
+        for index, (name, value) in enumerate(zip(self.names, self.vals, strict=True)):
+            if texts is not None and texts[index] is not None:
+                value = texts[index]
+            elif name in flags:
+                value = value != 0.0
+            yield (ts + offsets[index] if offsets is not None else ts), name, value
 
 
 def on_readings_stored(device_ids: list[int], readings: dict[int, list[StoredMessage]]) -> None:

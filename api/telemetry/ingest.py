@@ -24,6 +24,7 @@ from django.utils import timezone
 from devices.contract import MAX_BUFFER_AGE_S, MIN_TIMESTAMP
 
 from . import hooks, storage
+from .batch import MAX_TIMESTAMP, IngestItem, envelope_of
 from .models import Device, DeviceEvent, DeviceEventKind, DeviceStatus, Quarantine
 from .vocabulary import FIELDS, NAME_CODES
 
@@ -78,7 +79,7 @@ def _number(value, *, integer: bool = False) -> float | int:
 
 def _received_at(item: dict) -> datetime:
     seconds = _number(item.get("received_at"))
-    if not MIN_TIMESTAMP <= seconds <= 32503680000:  # year 3000
+    if not MIN_TIMESTAMP <= seconds <= MAX_TIMESTAMP:
         raise _BadItem("received_at out of range")
     return _utc(seconds)
 
@@ -321,18 +322,16 @@ class _Message:
     retained: bool = False
 
 
-_RECORD_SPECS = {name: (NAME_CODES[name], field) for name, field in FIELDS.items()}
+_RECORD_FIELDS = FIELDS
 _MIN_OFFSET = -float(MAX_BUFFER_AGE_S)
-_MAX_TIMESTAMP = 32503680000.0  # year 3000
+_code_of = NAME_CODES.__getitem__
 
 
-def _record_values(record: object) -> tuple[int, float | None, float, str | None]:
-    """(name code, numeric value, offset, text) of one record; raises _BadItem.
-
-    On the hot path: plain type checks, no helper calls for the common case.
-    """
+def _record_values(record: object) -> tuple[str, float | None, float, str | None]:
+    """(name, numeric value, offset, text) of one record of an earlier-format item."""
     try:
-        code, field_name = _RECORD_SPECS[record["n"]]
+        name = record["n"]
+        field_name = _RECORD_FIELDS[name]
         raw_value = record[field_name]
         t = record.get("t", 0.0)
     except (KeyError, TypeError, AttributeError):
@@ -342,57 +341,52 @@ def _record_values(record: object) -> tuple[int, float | None, float, str | None
     if not _MIN_OFFSET <= t <= 0.0:
         raise _BadItem("offset out of range")
     if field_name == "v":
-        if type(raw_value) is not float:
-            raw_value = _number(raw_value)
-        elif raw_value - raw_value != 0.0:
-            raise _BadItem("not finite")
-        return code, raw_value, t, None
+        return name, _number(raw_value), t, None
     if field_name == "vb":
         if type(raw_value) is not bool:
             raise _BadItem("wrong_value_field")
-        return code, 1.0 if raw_value else 0.0, t, None
+        return name, 1.0 if raw_value else 0.0, t, None
     if type(raw_value) is not str or not raw_value:
         raise _BadItem("wrong_value_field")
-    return code, None, t, raw_value[:64].replace("\x00", "")
+    return name, None, t, raw_value[:64].replace("\x00", "")
 
 
-def _build_message(
-    device: _DeviceState, item: dict, payload: dict, received: float, quarantine: _Quarantine
-) -> _Message:
-    """Turn a telemetry/event payload into a storage row; refused records are quarantined.
-
-    The hot loop of ingest (every record of every message): exact type checks first, the
-    general helpers only for what is unusual.
-    """
-    if payload.get("dev") != device.device_id:
+def _item_from_dict(item: dict, received: float, quarantine: _Quarantine) -> IngestItem:
+    """An item in the earlier dict format (`payload` holds the contract's envelope), checked
+    record by record: refused records are quarantined, the rest becomes an IngestItem."""
+    payload, kind = item["payload"], item["kind"]
+    common = {
+        "topic": item["topic"],
+        "fleet": item.get("fleet", ""),
+        "device_id": item["device_id"],
+        "kind": kind,
+        "received_at": received,
+        "retained": item.get("retained") is True,
+    }
+    if kind == "status":
+        return IngestItem(**common, status=str(payload.get("status")))
+    if kind == "meta":
+        return IngestItem(**common, meta=payload)
+    if payload.get("dev") != item["device_id"]:
         raise _BadItem("dev differs from the item's device")
-    boot, seq, ts = payload.get("boot"), payload.get("seq"), payload.get("ts")
-    if type(boot) is not int or not 0 <= boot <= MAX_INT:
-        boot = _number(boot, integer=True)
-    if type(seq) is not int or not 0 <= seq <= MAX_INT:
-        seq = _number(seq, integer=True)
-    if type(ts) is not float or ts - ts != 0.0:
-        ts = _number(ts)
+    boot = _number(payload.get("boot"), integer=True)
+    seq = _number(payload.get("seq"), integer=True)
+    ts = _number(payload.get("ts"))
     if ts < MIN_TIMESTAMP:
         raise _BadItem("clock not set")
-    if ts > _MAX_TIMESTAMP:
+    if ts > MAX_TIMESTAMP:
         raise _BadItem("ts out of range")
     records = payload.get("m")
     if type(records) is not list:
         raise _BadItem("m is not a list")
-    names: list[int] = []
+    names: list[str] = []
     vals: list[float | None] = []
     offsets: list[float] = []
     texts: list[str | None] = []
-    kept: list[dict] | None = None  # built only once a record is refused
-    has_offset = has_text = False
-    earliest = ts
     for index, record in enumerate(records):
         try:
-            code, value, t, text = _record_values(record)
+            name, value, t, text = _record_values(record)
         except _BadItem as error:
-            if kept is None:
-                kept = records[:index]
             raw = _json_bytes(record)
             quarantine.add(
                 topic=item["topic"],
@@ -404,71 +398,108 @@ def _build_message(
                 key=(boot, seq, index),
             )
             continue
-        names.append(code)
+        names.append(name)
         vals.append(value)
-        texts.append(text)
         offsets.append(t)
-        if t:
-            has_offset = True
-            if ts + t < earliest:
-                earliest = ts + t
-        if text is not None:
-            has_text = True
-        if kept is not None:
-            kept.append(record)
-    kind = item["kind"]
-    message = _Message(received, kind)
-    if names:
+        texts.append(text)
+    return IngestItem(
+        **common,
+        boot=boot,
+        seq=seq,
+        ts=ts,
+        names=names,
+        vals=vals,
+        offsets=offsets if any(offsets) else None,
+        texts=texts if any(text is not None for text in texts) else None,
+    )
+
+
+def _data_message(device: _DeviceState, item: IngestItem) -> _Message:
+    """A telemetry/event item's storage row and what fault rules get of it.
+
+    The hot path: the bridge checked every record against the contract, and msgspec checked
+    the item's types and ranges while decoding it, so the columns are taken as they are.
+    """
+    names, vals, offsets, texts = item.names, item.vals, item.offsets, item.texts
+    count = len(names)
+    if len(vals) != count or (offsets is not None and len(offsets) != count):
+        raise _BadItem("readings' columns differ in length")
+    if texts is not None and len(texts) != count:
+        raise _BadItem("readings' columns differ in length")
+    try:
+        codes = list(map(_code_of, names))
+    except (KeyError, TypeError):
+        raise _BadItem("unknown reading name") from None
+    message = _Message(item.received_at, item.kind)
+    if count:
+        ts = item.ts
         message.row = storage.MessageRow(
-            device.id,
-            round(ts * 1_000_000),
-            boot,
-            seq,
-            names,
-            vals,
-            offsets if has_offset else None,
-            texts if has_text else None,
+            device.id, round(ts * 1_000_000), item.boot, item.seq, codes, vals, offsets, texts
         )
         message.stored = hooks.StoredMessage(
-            device.id, kind, boot, seq, ts, records if kept is None else kept
+            device.id, item.kind, item.boot, item.seq, ts, names, vals, offsets, texts
         )
-        message.earliest = earliest
+        message.earliest = ts + min(offsets) if offsets else ts
     return message
 
 
+def _other_message(item: IngestItem) -> _Message:
+    """A status or birth (meta) item."""
+    if item.kind == "status":
+        if item.status not in (DeviceStatus.ONLINE, DeviceStatus.OFFLINE):
+            raise _BadItem("status must be online or offline")
+        return _Message(item.received_at, "status", status=item.status)
+    meta = item.meta if isinstance(item.meta, dict) else {}
+    meta = {k: meta.get(k) for k in ("model", "firmware", "boot")}
+    if not all(isinstance(meta[k], str) for k in ("model", "firmware")):
+        raise _BadItem("meta model and firmware must be strings")
+    meta["boot"] = _number(meta["boot"], integer=True)
+    return _Message(item.received_at, "meta", meta=meta)
+
+
+def _item_raw(entry: IngestItem | dict) -> bytes:
+    """What a quarantined item keeps: the device's message as it was sent, where possible."""
+    if isinstance(entry, IngestItem):
+        return _json_bytes(envelope_of(entry))
+    return _json_bytes(entry.get("payload"))
+
+
+def _check_envelope(item: object) -> tuple[str, str, float]:
+    """(device id, fleet, received at) of an earlier-format item; raises _BadItem."""
+    if type(item) is not dict:
+        raise _BadItem("item is not an object")
+    topic, device_ref, kind = item.get("topic"), item.get("device_id"), item.get("kind")
+    if type(topic) is not str or type(device_ref) is not str or not device_ref:
+        raise _BadItem("topic or device_id missing")
+    if kind not in ITEM_KINDS or type(item.get("payload")) is not dict:
+        raise _BadItem("unknown kind or payload is not an object")
+    received = _number(item.get("received_at"))
+    if not MIN_TIMESTAMP <= received <= MAX_TIMESTAMP:
+        raise _BadItem("received_at out of range")
+    fleet = item.get("fleet", "")
+    return device_ref, fleet if type(fleet) is str else str(fleet), received
+
+
 def _prepare(items: list, now: datetime, quarantine: _Quarantine) -> list[tuple]:
-    """Check every item's envelope; return [(device_id string, fleet, item, received_at s)]."""
+    """Check every item's envelope; return [(device id, fleet, item, received at s)]."""
     accepted = []
     for index, item in enumerate(items if isinstance(items, list) else []):
-        try:
-            if type(item) is not dict:
-                raise _BadItem("item is not an object")
-            topic, device_ref, kind = item.get("topic"), item.get("device_id"), item.get("kind")
-            if type(topic) is not str or type(device_ref) is not str or not device_ref:
-                raise _BadItem("topic or device_id missing")
-            if kind not in ITEM_KINDS or type(item.get("payload")) is not dict:
-                raise _BadItem("unknown kind or payload is not an object")
-            received = item.get("received_at")
-            if type(received) is not float:
-                received = _number(received)
-            if not MIN_TIMESTAMP <= received <= _MAX_TIMESTAMP:
-                raise _BadItem("received_at out of range")
-        except _BadItem as error:
-            raw = _json_bytes(item)
-            quarantine.add(
-                topic=str(item.get("topic", "")) if isinstance(item, dict) else "",
-                reason="bad_item",
-                detail=str(error),
-                raw=raw,
-                size=len(raw),
-                received_at=now,
-                key=("item", index),
-                timeless=True,
-            )
-            continue
-        fleet = item.get("fleet", "")
-        accepted.append((device_ref, fleet if type(fleet) is str else str(fleet), item, received))
-        rejected = item.get("rejected")
+        if type(item) is IngestItem:
+            if item.kind not in ITEM_KINDS or not item.device_id:
+                _refuse_item(quarantine, item, "unknown kind or device_id missing", index, now)
+                continue
+            accepted.append((item.device_id, item.fleet, item, item.received_at))
+            rejected, topic = item.rejected, item.topic
+            boot, seq, received = item.boot, item.seq, item.received_at
+        else:
+            try:
+                device_ref, fleet, received = _check_envelope(item)
+            except _BadItem as error:
+                _refuse_item(quarantine, item, str(error), index, now)
+                continue
+            accepted.append((device_ref, fleet, item, received))
+            rejected, topic = item.get("rejected"), item["topic"]
+            boot, seq = item["payload"].get("boot"), item["payload"].get("seq")
         if not rejected:
             continue
         for position, entry in enumerate(rejected if isinstance(rejected, list) else []):
@@ -482,20 +513,44 @@ def _prepare(items: list, now: datetime, quarantine: _Quarantine) -> list[tuple]
                 raw=raw,
                 size=len(raw),
                 received_at=_utc(received),
-                key=("rejected", item["payload"].get("boot"), item["payload"].get("seq"), position),
+                key=("rejected", boot, seq, position),
             )
     return accepted
+
+
+def _refuse_item(
+    quarantine: _Quarantine, item: object, detail: str, index: int, now: datetime
+) -> None:
+    raw = _json_bytes(item)
+    if isinstance(item, IngestItem):
+        topic = item.topic
+    else:
+        topic = str(item.get("topic", "")) if isinstance(item, dict) else ""
+    quarantine.add(
+        topic=topic,
+        reason="bad_item",
+        detail=detail,
+        raw=raw,
+        size=len(raw),
+        received_at=now,
+        key=("item", index),
+        timeless=True,
+    )
+
+
+def _item_ts(entry: IngestItem | dict) -> object:
+    if type(entry) is IngestItem:
+        return entry.ts if entry.kind in DATA_KINDS else None
+    return entry["payload"].get("ts") if entry["kind"] in DATA_KINDS else None
 
 
 def _partition_days(accepted: list[tuple], now_s: float, cutoff_s: float) -> set[date]:
     """The UTC days the batch's messages fall on (their partitions must exist)."""
     day_numbers = set()
     latest = now_s + 86_400
-    for _ref, _fleet, item, _at in accepted:
-        if item["kind"] not in DATA_KINDS:
-            continue
-        ts = item["payload"].get("ts")
-        if type(ts) in (float, int) and cutoff_s <= ts <= _MAX_TIMESTAMP:
+    for _ref, _fleet, entry, _at in accepted:
+        ts = _item_ts(entry)
+        if type(ts) in (float, int) and cutoff_s <= ts <= MAX_TIMESTAMP:
             day_numbers.add(int(min(ts, latest) // 86_400))
     return {_EPOCH_DAY + timedelta(days=number) for number in day_numbers}
 
@@ -503,9 +558,10 @@ def _partition_days(accepted: list[tuple], now_s: float, cutoff_s: float) -> set
 _EPOCH_DAY = date(1970, 1, 1)
 
 
-def ingest_batch(items: list[dict], *, now: datetime | None = None) -> IngestResult:
+def ingest_batch(items: list, *, now: datetime | None = None) -> IngestResult:
     """Store a batch from the bridge: readings, device state, events; idempotent.
 
+    Items are IngestItem structs (api.telemetry.batch), or dicts in the earlier format.
     Devices are locked in primary-key order, so batches of the same devices handled by
     concurrent workers serialise instead of losing updates (or deadlocking).
     """
@@ -528,7 +584,7 @@ def ingest_batch(items: list[dict], *, now: datetime | None = None) -> IngestRes
     raise AssertionError("unreachable")
 
 
-def _ingest_once(items: list[dict], now: datetime, postgresql: bool) -> IngestResult:
+def _ingest_once(items: list, now: datetime, postgresql: bool) -> IngestResult:
     now_s = now.timestamp()
     cutoff_s = now_s - settings.TELEMETRY_RAW_RETENTION_DAYS * 86_400
     cutoff_us = round(cutoff_s * 1_000_000)
@@ -547,65 +603,58 @@ def _ingest_once(items: list[dict], now: datetime, postgresql: bool) -> IngestRe
         devices = _lock_devices(device_refs)
         per_device: dict[int, list[_Message]] = defaultdict(list)
         rows: list[storage.MessageRow] = []
-        for device_ref, fleet, item, received in accepted:
+        for device_ref, fleet, entry, received in accepted:
             device = devices.get(device_ref)
             if device is None or device.is_revoked or device.fleet != fleet:
                 result.unknown += 1
                 why = "revoked" if device is not None and device.is_revoked else "not registered"
                 if device is not None and not device.is_revoked:
                     why = "fleet does not match"
-                raw = _json_bytes(item["payload"])
+                raw = _item_raw(entry)
                 quarantine.add(
-                    topic=item["topic"],
+                    topic=_topic(entry),
                     reason="unknown_device",
                     detail=f"device {device_ref[:64]} {why}",
                     raw=raw,
                     size=len(raw),
                     received_at=_utc(received),
-                    key=(item["kind"],),
+                    key=(_kind(entry),),
                 )
                 continue
-            payload = item["payload"]
-            kind = item["kind"]
             try:
-                if kind in DATA_KINDS:
-                    message = _build_message(device, item, payload, received, quarantine)
+                item = (
+                    entry
+                    if type(entry) is IngestItem
+                    else _item_from_dict(entry, received, quarantine)
+                )
+                if item.kind in DATA_KINDS:
+                    message = _data_message(device, item)
                     row = message.row
                     if row is not None and row.ts_us < cutoff_us:
-                        raw = _json_bytes(payload)
+                        raw = _item_raw(entry)
                         quarantine.add(
-                            topic=item["topic"],
+                            topic=item.topic,
                             reason="too_old",
                             detail="older than the raw readings retention",
                             raw=raw,
                             size=len(raw),
                             received_at=_utc(received),
-                            key=(kind,),
+                            key=(item.kind,),
                         )
                         continue
-                elif kind == "status":
-                    status = payload.get("status")
-                    if status not in (DeviceStatus.ONLINE, DeviceStatus.OFFLINE):
-                        raise _BadItem("status must be online or offline")
-                    message = _Message(received, "status", status=status)
                 else:
-                    meta = {k: payload.get(k) for k in ("model", "firmware", "boot")}
-                    if not all(isinstance(meta[k], str) for k in ("model", "firmware")):
-                        raise _BadItem("meta model and firmware must be strings")
-                    meta["boot"] = _number(meta["boot"], integer=True)
-                    message = _Message(received, "meta", meta=meta)
-                if item.get("retained") is True:
-                    message.retained = True
+                    message = _other_message(item)
+                message.retained = item.retained
             except _BadItem as error:
-                raw = _json_bytes(payload)
+                raw = _item_raw(entry)
                 quarantine.add(
-                    topic=item["topic"],
+                    topic=_topic(entry),
                     reason="bad_item",
                     detail=str(error),
                     raw=raw,
                     size=len(raw),
                     received_at=_utc(received),
-                    key=(kind,),
+                    key=(_kind(entry),),
                 )
                 continue
             per_device[device.id].append(message)
@@ -635,6 +684,14 @@ def _ingest_once(items: list[dict], now: datetime, postgresql: bool) -> IngestRe
         if result.readings:
             hooks.on_readings_stored(sorted(result.readings), result.readings)
     return result
+
+
+def _topic(entry: IngestItem | dict) -> str:
+    return entry.topic if type(entry) is IngestItem else entry["topic"]
+
+
+def _kind(entry: IngestItem | dict) -> str:
+    return entry.kind if type(entry) is IngestItem else entry["kind"]
 
 
 def _time_order(message: hooks.StoredMessage) -> tuple:

@@ -44,7 +44,7 @@ def _with_database(func, items):
     ignore_result=True,
     max_retries=None,
 )
-def ingest_batch(self, items: list[dict]) -> dict:
+def ingest_batch(self, items: list) -> dict:
     """Store one batch of validated MQTT messages (idempotent: redelivery stores nothing)."""
     try:
         return _with_database(_ingest_or_split, items)

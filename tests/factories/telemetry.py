@@ -6,8 +6,9 @@ import factory
 import msgspec
 from factory.django import DjangoModelFactory
 
+from api.telemetry.batch import IngestItem, item_from_decoded
 from api.telemetry.models import Device
-from devices import credentials
+from devices import contract, credentials
 from devices.contract import Envelope, make_record
 from tests.factories.accounts import OrganisationFactory
 from tests.factories.estate import DwellingFactory, EquipmentFactory
@@ -62,8 +63,52 @@ def telemetry_item(
     records: list | None = None,
     received_at: float | None = None,
     kind: str = "telemetry",
+) -> IngestItem:
+    """The item the bridge queues for one telemetry (or event) message: the message is
+    encoded, checked by the contract and turned into columns, as the bridge does."""
+    ts = time.time() if ts is None else ts
+    received_at = received_at if received_at is not None else ts + 0.05
+    records = records if records is not None else [make_record("room_temp", 19.5)]
+    envelope = Envelope(v=1, dev=device.device_id, boot=boot, seq=seq, ts=ts, m=records)
+    topic = f"dt/{device.organisation.slug}/{device.device_id}/{kind}"
+    decoded = contract.decode(topic, contract.encode(envelope), now=max(ts, received_at))
+    return item_from_decoded(topic, decoded, received_at, False)
+
+
+def status_item(
+    device: Device, status: str, *, received_at: float | None = None, retained: bool = False
+) -> IngestItem:
+    """The item for a status message (`online`, or the last will `offline`)."""
+    topic = f"dt/{device.organisation.slug}/{device.device_id}/status"
+    received_at = received_at if received_at is not None else time.time()
+    decoded = contract.decode(topic, status.encode(), now=received_at)
+    return item_from_decoded(topic, decoded, received_at, retained)
+
+
+def meta_item(
+    device: Device, *, boot: int, model: str = "PX-1", firmware: str = "1.0.0", received_at=None
+) -> IngestItem:
+    """The item for the retained birth message."""
+    topic = f"dt/{device.organisation.slug}/{device.device_id}/meta"
+    received_at = received_at if received_at is not None else time.time()
+    raw = contract.encode_meta(contract.Meta(model=model, firmware=firmware, boot=boot))
+    return item_from_decoded(
+        topic, contract.decode(topic, raw, now=received_at), received_at, False
+    )
+
+
+def telemetry_dict(
+    device: Device,
+    *,
+    seq: int,
+    boot: int = 1,
+    ts: float | None = None,
+    records: list | None = None,
+    received_at: float | None = None,
+    kind: str = "telemetry",
 ) -> dict:
-    """An item as the bridge queues it for one telemetry (or event) message."""
+    """An item in the earlier dict format (the envelope as sent, records unchecked), which
+    ingest still accepts and checks record by record."""
     ts = time.time() if ts is None else ts
     records = records if records is not None else [make_record("room_temp", 19.5)]
     envelope = Envelope(v=1, dev=device.device_id, boot=boot, seq=seq, ts=ts, m=records)
@@ -74,34 +119,6 @@ def telemetry_item(
         "kind": kind,
         "received_at": received_at if received_at is not None else ts + 0.05,
         "payload": msgspec.to_builtins(envelope),
-        "rejected": [],
-    }
-
-
-def status_item(device: Device, status: str, *, received_at: float | None = None) -> dict:
-    """An item for a retained status message (`online`, or the last will `offline`)."""
-    return {
-        "topic": f"dt/{device.organisation.slug}/{device.device_id}/status",
-        "fleet": device.organisation.slug,
-        "device_id": device.device_id,
-        "kind": "status",
-        "received_at": received_at if received_at is not None else time.time(),
-        "payload": {"status": status},
-        "rejected": [],
-    }
-
-
-def meta_item(
-    device: Device, *, boot: int, model: str = "PX-1", firmware: str = "1.0.0", received_at=None
-) -> dict:
-    """An item for the retained birth message."""
-    return {
-        "topic": f"dt/{device.organisation.slug}/{device.device_id}/meta",
-        "fleet": device.organisation.slug,
-        "device_id": device.device_id,
-        "kind": "meta",
-        "received_at": received_at if received_at is not None else time.time(),
-        "payload": {"model": model, "firmware": firmware, "boot": boot},
         "rejected": [],
     }
 

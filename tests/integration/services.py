@@ -19,10 +19,12 @@ import time
 import uuid
 from pathlib import Path
 
+import msgspec
 import paho.mqtt.client as mqtt
 import redis
 from paho.mqtt.enums import CallbackAPIVersion
 
+from api.telemetry.batch import INGEST_CONTENT_TYPE, decode_body, envelope_of
 from devices.contract import Envelope, encode, make_record, telemetry_topic
 
 
@@ -224,14 +226,25 @@ class Publisher:
 
 
 def queued_tasks(url: str, queues: list[str]) -> list[tuple[str, str, list[dict]]]:
-    """(queue, task name, items) of every task message waiting in the Redis lists."""
+    """(queue, task name, items) of every task message waiting in the Redis lists.
+
+    Ingest items come as dicts of their fields, with `payload`: the device's message rebuilt
+    from the item's columns (so tests read what the bridge made of it).
+    """
     client = redis.Redis.from_url(url)
     tasks = []
     for queue in queues:
         for raw in reversed(client.lrange(queue, 0, -1)):  # LPUSH: oldest last
             message = json.loads(raw)
-            body = json.loads(base64.b64decode(message["body"]))
-            tasks.append((queue, message["headers"]["task"], body[0][0]))
+            data = base64.b64decode(message["body"])
+            if message["content-type"] == INGEST_CONTENT_TYPE:
+                items = [
+                    {**msgspec.structs.asdict(item), "payload": envelope_of(item)}
+                    for item in decode_body(data)[0][0]
+                ]
+            else:
+                items = json.loads(data)[0][0]
+            tasks.append((queue, message["headers"]["task"], items))
     return tasks
 
 
