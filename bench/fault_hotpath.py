@@ -96,6 +96,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=30, help="measured batches with rules")
     parser.add_argument("--units", type=int, default=100)
+    parser.add_argument(
+        "--per-unit",
+        type=int,
+        default=MESSAGES_PER_UNIT,
+        help="messages per unit in a batch (1: a live stream, each unit once per batch)",
+    )
     parser.add_argument("--profile", help="write a cProfile of evaluate_stored to this file")
     parser.add_argument(
         "--engine-only", action="store_true", help="the rule engine alone, in memory (no database)"
@@ -132,11 +138,12 @@ def main() -> None:
     ]
     start = time.time() - 5 * 3600
     seq = {d.id: 0 for d in devices}
-    per_batch = args.units * MESSAGES_PER_UNIT
+    per_unit = args.per_unit
+    per_batch = args.units * per_unit
 
     def batch(minute: int) -> list[dict]:
         items = []
-        for k in range(MESSAGES_PER_UNIT):
+        for k in range(per_unit):
             for d in devices:
                 seq[d.id] += 1
                 records = [
@@ -182,7 +189,7 @@ def main() -> None:
     def run(n: int, minute: int) -> list[tuple[float, float]]:
         out = []
         for i in range(n):
-            items = batch(minute + i * MESSAGES_PER_UNIT)
+            items = batch(minute + i * per_unit)
             wall, cpu = time.perf_counter(), time.process_time()
             ingest_batch(items)
             out.append((time.perf_counter() - wall, time.process_time() - cpu))
@@ -197,7 +204,7 @@ def main() -> None:
         services.states_save = original_save
         hook = hooks.on_readings_stored
         hooks.on_readings_stored = lambda device_ids, readings: None
-        without = run(max(10, args.batches // 2), 20 + (args.batches + 2) * MESSAGES_PER_UNIT)
+        without = run(max(10, args.batches // 2), 20 + (args.batches + 2) * per_unit)
         hooks.on_readings_stored = hook
     finally:
         Device.objects.filter(id__in=[d.id for d in devices]).delete()
@@ -213,7 +220,7 @@ def main() -> None:
         )
 
     print(
-        f"batch: {per_batch} messages ({args.units} units x {MESSAGES_PER_UNIT}, 5 signals), "
+        f"batch: {per_batch} messages ({args.units} units x {per_unit}, 5 signals), "
         f"{args.batches} batches; load average {os.getloadavg()[0]:.2f} "
         f"on {os.cpu_count()} cores"
     )

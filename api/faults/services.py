@@ -27,6 +27,7 @@ from api.core.exceptions import ServiceError, conflict, refused
 from api.core.roles import STAFF_ROLES, Role
 from api.telemetry.hooks import StoredMessage
 from api.telemetry.models import Device, DeviceStatus
+from api.telemetry.storage import pg_cursor
 
 from . import engine, metrics
 from .models import (
@@ -135,10 +136,35 @@ def _place_of(row: dict) -> DevicePlace:
     )
 
 
+# Where each unit is, by primary key: (expiry on the monotonic clock, place). A unit rarely
+# moves, and every batch asks for hundreds of them: the query cost more than the rules did.
+_PLACES: dict[int, tuple[float, DevicePlace]] = {}
+
+
 def device_places(device_ids: Iterable[int]) -> dict[int, DevicePlace]:
-    """Units by primary key with their dwelling, building and residence (one query)."""
-    rows = Device.objects.filter(id__in=list(device_ids)).values(*DEVICE_PLACE)
-    return {row["id"]: _place_of(row) for row in rows}
+    """Units by primary key with their dwelling, building and residence.
+
+    Cached for FAULT_RULE_CACHE_S, like the rules: a unit moved to another home or model is
+    evaluated as such within that time (`forget_overrides` empties both).
+    """
+    now = time.monotonic()
+    out: dict[int, DevicePlace] = {}
+    missing = []
+    for device_id in device_ids:
+        hit = _PLACES.get(device_id)
+        if hit is not None and hit[0] > now:
+            out[device_id] = hit[1]
+        else:
+            missing.append(device_id)
+    if missing:
+        if len(_PLACES) > 500_000:
+            _PLACES.clear()
+        expiry = now + settings.FAULT_RULE_CACHE_S
+        for row in Device.objects.filter(id__in=missing).values(*DEVICE_PLACE):
+            place = _place_of(row)
+            _PLACES[place.id] = (expiry, place)
+            out[place.id] = place
+    return out
 
 
 # --- rules as data ----------------------------------------------------------------------------
@@ -150,9 +176,10 @@ _RULE_SETS: dict[tuple, tuple[dict, tuple[engine.Rule, ...]]] = {}
 
 
 def forget_overrides() -> None:
-    """Drop the cached overrides (after an edit, and in tests)."""
+    """Drop the cached overrides and places (after an edit, and in tests)."""
     _OVERRIDES.clear()
     _RULE_SETS.clear()
+    _PLACES.clear()
 
 
 def rule_apply_override(rule: engine.Rule, override) -> engine.Rule:
@@ -345,6 +372,7 @@ def evaluate_stored(device_ids: list[int], readings: dict[int, list[StoredMessag
 # that run on a batch, re-encoded only when it changed).
 UnitStates = dict[str, msgspec.Raw]
 _unit_states = msgspec.json.Decoder(UnitStates)
+_encoder = msgspec.json.Encoder()
 
 
 def states_decode(text: str | bytes) -> UnitStates:
@@ -352,12 +380,27 @@ def states_decode(text: str | bytes) -> UnitStates:
     return _unit_states.decode(text)
 
 
+def _states_rows(device_ids: list[int]) -> Iterable[tuple[int, str, float | None]]:
+    if connection.vendor != "postgresql":
+        return DeviceRuleStates.objects.filter(device_id__in=device_ids).values_list(
+            "device_id", "states", "event_at"
+        )
+    # Straight to psycopg, the ids as one binary array: no model layer on the hot path.
+    with pg_cursor() as cursor:
+        cursor.execute(_LOAD_STATES, [device_ids])
+        return cursor.fetchall()
+
+
+_LOAD_STATES = (
+    "SELECT device_id, states, event_at FROM faults_devicerulestates "
+    "WHERE device_id = ANY(%b::int8[])"
+)
+
+
 def states_load(device_ids: Iterable[int]) -> dict[int, tuple[UnitStates, float | None]]:
     """Each unit's engine states and watermark, for the units that have any (one query)."""
     out = {}
-    for device_id, text, event_at in DeviceRuleStates.objects.filter(
-        device_id__in=list(device_ids)
-    ).values_list("device_id", "states", "event_at"):
+    for device_id, text, event_at in _states_rows(list(device_ids)):
         try:
             out[device_id] = (states_decode(text), event_at)
         except msgspec.DecodeError:  # never seen; the unit's rules start afresh
@@ -366,12 +409,13 @@ def states_load(device_ids: Iterable[int]) -> dict[int, tuple[UnitStates, float 
     return out
 
 
-# The units' documents travel as one JSON document (each embedded as JSON, not as a quoted
-# string): quoting JSON strings into a text[] literal cost more than the statement.
+# Each unit's document travels as one element of a binary text[] parameter: the server neither
+# parses nor re-quotes it (a single JSON document split by json_array_elements cost more than the
+# update itself).
 _UPSERT_STATES = """
 INSERT INTO faults_devicerulestates (device_id, states, event_at, updated_at)
-SELECT (row->>0)::bigint, (row->1)::text, (row->>2)::float8, now()
-FROM json_array_elements(%s::json) AS row
+SELECT v.device_id, v.states, v.event_at, now()
+FROM unnest(%b::int8[], %b::text[], %b::float8[]) AS v(device_id, states, event_at)
 ON CONFLICT (device_id) DO UPDATE
 SET states = EXCLUDED.states, event_at = EXCLUDED.event_at, updated_at = EXCLUDED.updated_at
 """
@@ -380,9 +424,9 @@ SET states = EXCLUDED.states, event_at = EXCLUDED.event_at, updated_at = EXCLUDE
 # Rows known to exist are updated by a join: cheaper than an upsert's attempted insertion.
 _UPDATE_STATES = """
 UPDATE faults_devicerulestates AS s
-SET states = (row->1)::text, event_at = (row->>2)::float8, updated_at = now()
-FROM json_array_elements(%s::json) AS row
-WHERE s.device_id = (row->>0)::bigint
+SET states = v.states, event_at = v.event_at, updated_at = now()
+FROM unnest(%b::int8[], %b::text[], %b::float8[]) AS v(device_id, states, event_at)
+WHERE s.device_id = v.device_id
 """
 
 
@@ -411,13 +455,18 @@ def states_save(
             update_fields=["states", "event_at", "updated_at"],
         )
         return
-    document = msgspec.json.encode(rows).decode()
-    with connection.cursor() as cursor:
+    encode = _encoder.encode
+    columns = [
+        [device for device, _states, _at in rows],
+        [encode(states).decode() for _device, states, _at in rows],
+        [event_at for _device, _states, event_at in rows],
+    ]
+    with pg_cursor() as cursor:
         if existing:
-            cursor.execute(_UPDATE_STATES, [document])
+            cursor.execute(_UPDATE_STATES, columns)
             if cursor.rowcount == len(rows):
                 return
-        cursor.execute(_UPSERT_STATES, [document])
+        cursor.execute(_UPSERT_STATES, columns)
 
 
 def apply_transitions(found: list[tuple[DevicePlace, engine.Rule, engine.Transition]]) -> None:

@@ -481,3 +481,23 @@ def test_no_fault_is_detected_in_a_home_that_withdrew_fault_detection(world):
     consent.purposes_cache_forget([place.dwelling.pk])
     Feeder(device).feed(0, 35, ch_pressure=0.7)
     assert not Fault.objects.filter(device=device).exists()
+
+
+def test_unit_places_are_cached_for_the_rule_cache_time_and_forgotten_on_demand(settings):
+    device = DeviceFactory()
+    first = services.device_places([device.pk])[device.pk]
+    other = DwellingFactory(organisation=device.organisation)
+    device.equipment.dwelling = other
+    device.equipment.save(update_fields=["dwelling"])
+
+    assert services.device_places([device.pk])[device.pk] == first
+
+    services.forget_overrides()
+    assert services.device_places([device.pk])[device.pk].dwelling_id == other.pk
+
+    settings.FAULT_RULE_CACHE_S = 0  # kept no time at all
+    services.forget_overrides()
+    services.device_places([device.pk])
+    device.equipment.dwelling = third = DwellingFactory(organisation=device.organisation)
+    device.equipment.save(update_fields=["dwelling"])
+    assert services.device_places([device.pk])[device.pk].dwelling_id == third.pk
