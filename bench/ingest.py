@@ -56,7 +56,7 @@ FLEET = "bench"
 HEATING = ["room_temp", "room_setpoint", "flow_temp", "return_temp", "ch_pressure", "flame"]
 HEATING += ["heat_demand", "rssi"]
 VENTILATION = ["fan_rpm", "extract_pressure", "rh", "co2", "filter_alarm", "rssi"]
-SHARDS = int(os.environ.get("INGEST_SHARDS", "4"))
+SHARDS = int(os.environ.get("INGEST_SHARDS", "2"))
 
 
 # --- small helpers ------------------------------------------------------------------------------

@@ -82,9 +82,9 @@ class BridgeConfig:
     session_expiry_s: int = 2 * 86_400
     keepalive_s: int = 30
     receive_maximum: int = 20_000
-    batch_size: int = 500
+    batch_size: int = 1000
     batch_ms: int = 200
-    shards: int = 4
+    shards: int = 2
     fleets: tuple[str, ...] = ()  # empty: every fleet
     broker_url: str = "redis://127.0.0.1:6379/0"
     stop_grace_s: float = 10.0

@@ -425,8 +425,8 @@ MQTT_RECEIVE_MAXIMUM = env.int("MQTT_RECEIVE_MAXIMUM", default=20000)
 BRIDGE_METRICS_PORT = env.int("BRIDGE_METRICS_PORT", default=9108 if PRODUCTION else 9198)
 
 # --- Telemetry ingest and retention ----------------------------------------------------------
-INGEST_SHARDS = env.int("INGEST_SHARDS", default=4)
-INGEST_BATCH_SIZE = env.int("INGEST_BATCH_SIZE", default=500)
+INGEST_SHARDS = env.int("INGEST_SHARDS", default=2)
+INGEST_BATCH_SIZE = env.int("INGEST_BATCH_SIZE", default=1000)
 INGEST_BATCH_MS = env.int("INGEST_BATCH_MS", default=200)
 TELEMETRY_RAW_RETENTION_DAYS = env.int("TELEMETRY_RAW_RETENTION_DAYS", default=90)
 TELEMETRY_AGGREGATE_RETENTION_DAYS = env.int("TELEMETRY_AGGREGATE_RETENTION_DAYS", default=730)
