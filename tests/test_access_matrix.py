@@ -580,9 +580,14 @@ MATRIX.update(
             FAULTS, body=lambda w, obj: {"until": _today(2) + "T12:00:00Z", "reason": "Jeudi"}
         ),
         "faults/{pk}/unshelve/": Action(FAULTS),
+        "faults/{pk}/out-of-service/": Action(FAULTS),
+        "faults/{pk}/back-in-service/": Action(FAULTS),
         "faults/{pk}/comments/": Action(FAULTS, body=lambda w, obj: {"text": "Vu"}),
         "faults/{pk}/readings/": Detail(FAULTS),
         "residences/{pk}/device-board/": Detail(DEVICE_BOARDS),
+        "fault-calendar/": Own(
+            "the caller's organisation's heating season (roles tested in faults)"
+        ),
         "fault-rules/": Collection(FAULT_RULES),
         "fault-rules/{pk}/": Detail(FAULT_RULES),
         "fault-rules/{pk}/versions/": Detail(FAULT_RULES),

@@ -58,7 +58,7 @@ PARTS = {
     "tickets": "tickets incidents categories appointments",
     "notifications": "notification notifications push-devices broadcasts news rent-receipts "
     "balance on-call-shifts door-knocking alerts",
-    "telemetry": "devices quarantine faults fault-rules device-board",
+    "telemetry": "devices quarantine faults fault-rules fault-calendar device-board",
     "audits": "audit-templates audit-rounds audits audit-scores audit-reports cleanliness-surveys "
     "audit-scoring-policy",
 }

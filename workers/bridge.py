@@ -43,7 +43,7 @@ from api.telemetry.batch import INGEST_CONTENT_TYPE, encode_body, item_from_deco
 from devices import contract
 from workers import metrics
 from workers.bridge_mqtt import BulkClient, Message
-from workers.celery_app import BATCH_CONTENT_TYPE
+from workers.celery_app import BATCH_CONTENT_TYPE, freeze_startup_objects
 
 logger = logging.getLogger("palier.bridge")
 
@@ -605,6 +605,7 @@ def main(argv: list[str] | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     bridge = Bridge(config)
+    freeze_startup_objects()
     starter = threading.Thread(target=bridge.start, name="bridge-connect", daemon=True)
     starter.start()
     stop.wait()

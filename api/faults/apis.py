@@ -22,6 +22,7 @@ from .filters import FaultFilter, RuleOverrideFilter
 from .models import Fault, RuleOverride
 from .serializers import (
     DeviceBoardSerializer,
+    FaultCalendarSerializer,
     FaultCommentInputSerializer,
     FaultDetailSerializer,
     FaultEventSerializer,
@@ -127,6 +128,34 @@ class FaultUnshelveApi(FaultScopedMixin, APIView):
 
 
 @extend_schema(tags=["faults"])
+class FaultOutOfServiceApi(FaultScopedMixin, APIView):
+    """Take a fault out of service while its unit is being worked on: it stays on record, off
+    the alarm lists, until it is put back."""
+
+    @extend_schema(request=FaultNoteInputSerializer, responses=FaultDetailSerializer)
+    def post(self, request, pk):
+        return self._set(request, out=True)
+
+    def _set(self, request, *, out: bool) -> Response:
+        fault = self.get_fault()
+        data = FaultNoteInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fault = services.fault_out_of_service(
+            fault=fault, actor=request.user, out=out, note=data.validated_data["note"]
+        )
+        return self.detail(fault)
+
+
+@extend_schema(tags=["faults"])
+class FaultBackInServiceApi(FaultOutOfServiceApi):
+    """Put a fault taken out of service back: active or cleared, as its condition now is."""
+
+    @extend_schema(request=FaultNoteInputSerializer, responses=FaultDetailSerializer)
+    def post(self, request, pk):
+        return self._set(request, out=False)
+
+
+@extend_schema(tags=["faults"])
 class FaultCommentsApi(FaultScopedMixin, APIView):
     """A fault's comments; staff add one."""
 
@@ -218,6 +247,30 @@ class DeviceBoardApi(APIView):
         if board is None:
             raise Http404
         return Response(DeviceBoardSerializer({"residence_id": pk, "devices": board}).data)
+
+
+@extend_schema(tags=["fault-rules"])
+class FaultCalendarApi(APIView):
+    """The organisation's time zone and heating season for its fault rules (read: managers;
+    change: administrators). Until set, the shipped defaults apply (`is_default`)."""
+
+    permission_classes = [IsAuthenticated, RoleAccess]
+    read_roles = selectors.RULE_READER_ROLES
+    write_roles = services.CALENDAR_EDITOR_ROLES
+
+    @extend_schema(responses=FaultCalendarSerializer)
+    def get(self, request):
+        calendar = services.fault_calendar_get(organisation=request.user.organisation)
+        return Response(FaultCalendarSerializer(calendar).data)
+
+    @extend_schema(request=FaultCalendarSerializer, responses=FaultCalendarSerializer)
+    def put(self, request):
+        data = FaultCalendarSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        calendar = services.fault_calendar_set(
+            actor=request.user, organisation=request.user.organisation, **data.validated_data
+        )
+        return Response(FaultCalendarSerializer(calendar).data)
 
 
 class RuleScopedMixin:

@@ -278,3 +278,31 @@ class FaultEvent(BaseModel):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("Fault events are never deleted.")
+
+
+class FaultCalendar(BaseModel):
+    """The organisation's clock for its rules: time zone and heating season.
+
+    Gates such as "in heating season" and "between 07:00 and 23:00" are read in this time zone;
+    the season runs from its start day to its end day inclusive, across the new year. Without a
+    row, FAULT_HEATING_SEASON and TIME_ZONE apply.
+    """
+
+    organisation = models.OneToOneField(
+        "estate.Organisation", on_delete=models.CASCADE, related_name="fault_calendar"
+    )
+    time_zone = models.CharField(max_length=64, help_text="IANA name, e.g. Europe/Paris.")
+    season_start_month = models.PositiveSmallIntegerField()
+    season_start_day = models.PositiveSmallIntegerField()
+    season_end_month = models.PositiveSmallIntegerField()
+    season_end_day = models.PositiveSmallIntegerField()
+    source = models.TextField(blank=True, help_text="Where the dates come from.")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return (
+            f"{self.time_zone} {self.season_start_day:02d}/{self.season_start_month:02d}"
+            f"-{self.season_end_day:02d}/{self.season_end_month:02d}"
+        )

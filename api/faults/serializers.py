@@ -251,3 +251,18 @@ class RuleVersionSerializer(serializers.ModelSerializer):
         fields = ["id", "version", "enabled", "changes", "severity", "source", "definition"]
         fields += ["created_by", "created_at"]
         read_only_fields = fields
+
+
+class FaultCalendarSerializer(serializers.Serializer):
+    """The organisation's time zone and heating season, as its fault rules read them."""
+
+    time_zone = serializers.CharField(max_length=64)
+    season_start = serializers.RegexField(
+        r"^\d{2}-\d{2}$", help_text="First day of the heating season, MM-DD."
+    )
+    season_end = serializers.RegexField(
+        r"^\d{2}-\d{2}$", help_text="Last day of the heating season, MM-DD."
+    )
+    source = serializers.CharField(max_length=2000, allow_blank=True, required=False, default="")
+    is_default = serializers.BooleanField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)

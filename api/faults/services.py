@@ -35,6 +35,7 @@ from .models import (
     SEVERITY_RANK,
     DeviceRuleStates,
     Fault,
+    FaultCalendar,
     FaultEvent,
     FaultEventKind,
     FaultStateKind,
@@ -176,10 +177,11 @@ _RULE_SETS: dict[tuple, tuple[dict, tuple[engine.Rule, ...]]] = {}
 
 
 def forget_overrides() -> None:
-    """Drop the cached overrides and places (after an edit, and in tests)."""
+    """Drop the cached overrides, places and calendars (after an edit, and in tests)."""
     _OVERRIDES.clear()
     _RULE_SETS.clear()
     _PLACES.clear()
+    _CALENDARS.clear()
 
 
 def rule_apply_override(rule: engine.Rule, override) -> engine.Rule:
@@ -285,9 +287,97 @@ def rules_for_places(places: Iterable[DevicePlace]) -> dict[int, tuple[engine.Ru
 
 
 def engine_context() -> engine.Context:
-    """Time zone and heating season of the rules (settings)."""
+    """Time zone and heating season of the rules where an organisation set none (settings)."""
     start, end = settings.FAULT_HEATING_SEASON
     return engine.Context(tz=settings.TIME_ZONE, season_start=tuple(start), season_end=tuple(end))
+
+
+# Each organisation's calendar as the engine reads it: (expiry, Context), like the overrides.
+_CALENDARS: dict[object, tuple[float, engine.Context]] = {}
+
+
+def _calendar_context(calendar: FaultCalendar) -> engine.Context:
+    return engine.Context(
+        tz=calendar.time_zone,
+        season_start=(calendar.season_start_month, calendar.season_start_day),
+        season_end=(calendar.season_end_month, calendar.season_end_day),
+    )
+
+
+def engine_contexts(organisation_ids: Iterable) -> dict[object, engine.Context]:
+    """Each organisation's time zone and heating season (cached FAULT_RULE_CACHE_S)."""
+    now = time.monotonic()
+    wanted = set(organisation_ids)
+    missing = {org for org in wanted if org not in _CALENDARS or _CALENDARS[org][0] < now}
+    if missing:
+        default = engine_context()
+        found = {
+            calendar.organisation_id: _calendar_context(calendar)
+            for calendar in FaultCalendar.objects.filter(organisation_id__in=missing)
+        }
+        expiry = now + settings.FAULT_RULE_CACHE_S
+        for org in missing:
+            _CALENDARS[org] = (expiry, found.get(org, default))
+    return {org: _CALENDARS[org][1] for org in wanted}
+
+
+CALENDAR_EDITOR_ROLES = frozenset({Role.ADMIN})
+
+
+def fault_calendar_get(*, organisation) -> dict:
+    """The organisation's calendar for its rules, or the defaults (`is_default`)."""
+    calendar = FaultCalendar.objects.filter(organisation=organisation).first()
+    context = _calendar_context(calendar) if calendar is not None else engine_context()
+    return {
+        "time_zone": context.tz,
+        "season_start": f"{context.season_start[0]:02d}-{context.season_start[1]:02d}",
+        "season_end": f"{context.season_end[0]:02d}-{context.season_end[1]:02d}",
+        "source": calendar.source if calendar is not None else "",
+        "is_default": calendar is None,
+        "updated_at": calendar.updated_at if calendar is not None else None,
+    }
+
+
+def _month_day(text: str, field: str) -> tuple[int, int]:
+    try:
+        month, day = (int(part) for part in text.split("-"))
+        datetime(2000, month, day, tzinfo=UTC)  # a leap year: 02-29 is a day
+    except (ValueError, TypeError):
+        raise ServiceError("Give a day of the year as MM-DD.", field=field) from None
+    return month, day
+
+
+@transaction.atomic
+def fault_calendar_set(
+    *, actor, organisation, time_zone: str, season_start: str, season_end: str, source: str = ""
+) -> dict:
+    """Set the organisation's time zone and heating season for its rules (administrators)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if actor is not None and actor.role not in CALENDAR_EDITOR_ROLES:
+        raise refused("Only administrators change the organisation's heating season.")
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ServiceError("Unknown time zone.", field="time_zone") from None
+    start = _month_day(season_start, "season_start")
+    end = _month_day(season_end, "season_end")
+    if start == end:
+        raise ServiceError("The season must last more than a day.", field="season_end")
+    FaultCalendar.objects.update_or_create(
+        organisation=organisation,
+        defaults={
+            "time_zone": time_zone,
+            "season_start_month": start[0],
+            "season_start_day": start[1],
+            "season_end_month": end[0],
+            "season_end_day": end[1],
+            "source": (source or "").strip(),
+            "updated_by": actor,
+        },
+    )
+    transaction.on_commit(forget_overrides)
+    return fault_calendar_get(organisation=organisation)
 
 
 # --- the ingest hook --------------------------------------------------------------------------
@@ -312,7 +402,7 @@ def evaluate_stored(device_ids: list[int], readings: dict[int, list[StoredMessag
         return 0
     rules_by_device = rules_for_places(places.values())
     stored = states_load(places)
-    context = engine_context()
+    contexts = engine_contexts({place.organisation_id for place in places.values()})
     changed: list[tuple[int, UnitStates, float | None]] = []  # units that had a row
     created: list[tuple[int, UnitStates, float | None]] = []
     found: list[tuple[DevicePlace, engine.Rule, engine.Transition]] = []
@@ -339,7 +429,7 @@ def evaluate_stored(device_ids: list[int], readings: dict[int, list[StoredMessag
             try:
                 state = engine.load_state(raw) if raw is not None else None
                 new_state, transitions = engine.evaluate(
-                    rule, state, points, context=context, owned=True
+                    rule, state, points, context=contexts[place.organisation_id], owned=True
                 )
             except Exception:  # one broken rule or state must not stop the others
                 logger.exception("rule %s failed on unit %s", rule.id, place.device_id)

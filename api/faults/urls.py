@@ -15,6 +15,16 @@ urlpatterns = [
     ),
     path("faults/<uuid:pk>/shelve/", apis.FaultShelveApi.as_view(), name="fault-shelve"),
     path("faults/<uuid:pk>/unshelve/", apis.FaultUnshelveApi.as_view(), name="fault-unshelve"),
+    path(
+        "faults/<uuid:pk>/out-of-service/",
+        apis.FaultOutOfServiceApi.as_view(),
+        name="fault-out-of-service",
+    ),
+    path(
+        "faults/<uuid:pk>/back-in-service/",
+        apis.FaultBackInServiceApi.as_view(),
+        name="fault-back-in-service",
+    ),
     path("faults/<uuid:pk>/comments/", apis.FaultCommentsApi.as_view(), name="fault-comments"),
     path("faults/<uuid:pk>/readings/", apis.FaultReadingsApi.as_view(), name="fault-readings"),
     path(
@@ -22,6 +32,7 @@ urlpatterns = [
         apis.DeviceBoardApi.as_view(),
         name="residence-device-board",
     ),
+    path("fault-calendar/", apis.FaultCalendarApi.as_view(), name="fault-calendar"),
     path("fault-rules/", apis.RuleOverrideListCreateApi.as_view(), name="fault-rule-list"),
     path("fault-rules/<uuid:pk>/", apis.RuleOverrideDetailApi.as_view(), name="fault-rule-detail"),
     path(

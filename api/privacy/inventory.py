@@ -618,6 +618,12 @@ _add(
 )
 _add("faults.RuleOverride", E("staff_data", "staff_work"), "updated_by")
 _add(
+    "faults.FaultCalendar",
+    NOT_PERSONAL,
+    "time_zone season_start_month season_start_day season_end_month season_end_day source",
+)
+_add("faults.FaultCalendar", E("staff_data", "staff_work"), "updated_by")
+_add(
     "faults.RuleVersion",
     NOT_PERSONAL,
     "override version enabled changes severity source definition",

@@ -30,8 +30,9 @@ _Time = Annotated[float, msgspec.Meta(ge=MIN_TIMESTAMP, le=MAX_TIMESTAMP)]
 _Offset = Annotated[float, msgspec.Meta(ge=-float(MAX_BUFFER_AGE_S), le=0.0)]
 
 
-class IngestItem(msgspec.Struct, array_like=True, omit_defaults=True):
-    """One message as the bridge queues it.
+class IngestItem(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
+    """One message as the bridge queues it (`gc=False`: it holds scalars and lists of them,
+    never a reference cycle, so the garbage collector need not track it).
 
     For `telemetry` and `event`: the envelope (`boot`, `seq`, `ts`) and the accepted readings
     as parallel arrays; `status` for a status message; `meta` (model, firmware, boot) for a

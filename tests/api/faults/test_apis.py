@@ -96,6 +96,27 @@ def test_acknowledge_shelve_unshelve_and_comment(world):
     assert FaultEvent.objects.filter(fault=fault).count() == 4
 
 
+def test_out_of_service_while_the_unit_is_worked_on_then_back(world):
+    _place, technician, _, device = world
+    fault = FaultFactory(device=device)
+    client = client_for(technician)
+    base = f"/api/v1/faults/{fault.pk}/"
+
+    assert client.post(base + "back-in-service/", {}, format="json").status_code == 409
+    response = client.post(base + "out-of-service/", {"note": "Chaudière en révision"})
+    assert response.status_code == 200 and response.json()["state"] == "out_of_service"
+    listed = client.get("/api/v1/faults/", {"state": "out_of_service"}).json()
+    assert [f["id"] for f in listed["results"]] == [str(fault.pk)]
+
+    response = client.post(base + "back-in-service/", {"note": "Révision faite"})
+    assert response.status_code == 200 and response.json()["state"] == "active_unack"
+    kinds = [(e["kind"], e["note"]) for e in client.get(base).json()["events"]]
+    assert kinds == [
+        ("out_of_service", "Chaudière en révision"),
+        ("returned", "Révision faite"),
+    ]
+
+
 def test_readings_context_covers_the_day_before_the_fault(world):
     _place, technician, _, device = world
     feeder = Feeder(device, start=timezone.now().timestamp() - 3 * 3600)
@@ -209,3 +230,23 @@ def test_scope_tenants_see_nothing_and_staff_only_their_residences(world):
     assert tenant.get("/api/v1/faults/").status_code == 403
     assert tenant.get(f"/api/v1/faults/{fault.pk}/").status_code == 403
     assert tenant.get(f"/api/v1/residences/{place.residence.pk}/device-board/").status_code == 403
+
+
+def test_the_fault_calendar_is_read_by_managers_and_set_by_administrators(world):
+    place, technician, manager, _device = world
+    admin = UserFactory(organisation=place.organisation, role="admin")
+    body = {"time_zone": "America/Cayenne", "season_start": "11-15", "season_end": "03-31"}
+
+    assert client_for(technician).get("/api/v1/fault-calendar/").status_code == 403
+    response = client_for(manager).get("/api/v1/fault-calendar/")
+    assert response.status_code == 200 and response.json()["is_default"] is True
+    assert client_for(manager).put("/api/v1/fault-calendar/", body).status_code == 403
+
+    response = client_for(admin).put("/api/v1/fault-calendar/", {**body, "season_end": "3/31"})
+    assert response.status_code == 400 and "season_end" in response.json()["fields"]
+    response = client_for(admin).put("/api/v1/fault-calendar/", {**body, "time_zone": "Mars"})
+    assert response.status_code == 400 and "time_zone" in response.json()["fields"]
+    response = client_for(admin).put("/api/v1/fault-calendar/", body, format="json")
+    assert response.status_code == 200
+    shown = client_for(manager).get("/api/v1/fault-calendar/").json()
+    assert {k: shown[k] for k in body} == body and shown["is_default"] is False

@@ -15,6 +15,7 @@ from api.notifications.models import Notification, TeamAlert
 from api.telemetry import tasks as telemetry_tasks
 from api.tickets.models import Incident, Ticket
 from tests.api.faults.conftest import Feeder
+from tests.factories.accounts import UserFactory
 from tests.factories.estate import (
     DwellingFactory,
     TeamMembershipFactory,
@@ -501,3 +502,70 @@ def test_unit_places_are_cached_for_the_rule_cache_time_and_forgotten_on_demand(
     device.equipment.dwelling = third = DwellingFactory(organisation=device.organisation)
     device.equipment.save(update_fields=["dwelling"])
     assert services.device_places([device.pk])[device.pk].dwelling_id == third.pk
+
+
+def test_the_organisations_heating_season_gates_its_rules(world, settings):
+    place, _team, device = world
+    settings.TELEMETRY_RAW_RETENTION_DAYS = 10_000
+    # A landlord whose season starts on 15 January: a cold 7 January morning is out of it.
+    services.fault_calendar_set(
+        actor=None,
+        organisation=place.organisation,
+        time_zone="Europe/Paris",
+        season_start="01-15",
+        season_end="05-20",
+        source="Règlement de chauffage 2025",
+    )
+    feeder = Feeder(device, start=datetime(2025, 1, 7, 7, tzinfo=UTC).timestamp())
+    feeder.feed(0, 200, room_temp=17.0, heat_demand=True)
+    assert not Fault.objects.filter(device=device, rule="cold_dwelling").exists()
+
+    # Another landlord, on the shipped season (1 October - 20 May), raises it.
+    other = DeviceFactory(dwelling=place_factory().dwelling)
+    feeder = Feeder(other, start=datetime(2025, 1, 7, 7, tzinfo=UTC).timestamp())
+    feeder.feed(0, 200, room_temp=17.0, heat_demand=True)
+    assert _fault(other, "cold_dwelling").severity == "minor"
+
+
+def test_the_calendar_is_checked_and_only_administrators_change_it(world):
+    place, team, _device = world
+    admin = UserFactory(organisation=place.organisation, role="admin")
+    technician = team.memberships.first().user
+    assert services.fault_calendar_get(organisation=place.organisation)["is_default"]
+
+    with pytest.raises(ServiceError) as refused:
+        services.fault_calendar_set(
+            actor=technician,
+            organisation=place.organisation,
+            time_zone="Europe/Paris",
+            season_start="10-01",
+            season_end="05-20",
+        )
+    assert refused.value.status_code == 403
+    for field, values in (
+        ("time_zone", {"time_zone": "Europe/Lyon"}),
+        ("season_start", {"season_start": "02-30"}),
+        ("season_end", {"season_end": "10-01"}),
+    ):
+        arguments = {"time_zone": "Indian/Reunion", "season_start": "10-01", "season_end": "05-20"}
+        with pytest.raises(ServiceError) as error:
+            services.fault_calendar_set(
+                actor=admin, organisation=place.organisation, **(arguments | values)
+            )
+        assert error.value.field == field
+
+    calendar = services.fault_calendar_set(
+        actor=admin,
+        organisation=place.organisation,
+        time_zone="Indian/Reunion",
+        season_start="06-01",
+        season_end="09-30",
+    )
+    assert calendar["is_default"] is False and calendar["season_start"] == "06-01"
+    organisation_id = place.organisation.pk
+    context = services.engine_contexts([organisation_id])[organisation_id]
+    assert (context.tz, context.season_start, context.season_end) == (
+        "Indian/Reunion",
+        (6, 1),
+        (9, 30),
+    )
