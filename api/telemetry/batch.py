@@ -100,17 +100,13 @@ def item_from_decoded(
 ) -> IngestItem:
     """The item of a message that passed the contract (the bridge's hot path)."""
     parsed = decoded.topic
+    head = (topic, parsed.fleet, parsed.device_id, parsed.kind, received_at, retained)
     rejected = [{"record": record, "reason": reason} for record, reason in decoded.rejected]
     envelope = decoded.envelope
     if envelope is None:
         meta = decoded.meta
         return IngestItem(
-            topic,
-            parsed.fleet,
-            parsed.device_id,
-            parsed.kind,
-            received_at,
-            retained,
+            *head,
             status=decoded.status,
             meta=None if meta is None else msgspec.structs.asdict(meta),
             rejected=rejected,
@@ -140,12 +136,7 @@ def item_from_decoded(
         elif offsets is not None:
             offsets.append(0.0)
     return IngestItem(
-        topic,
-        parsed.fleet,
-        parsed.device_id,
-        parsed.kind,
-        received_at,
-        retained,
+        *head,
         envelope.boot,
         envelope.seq,
         envelope.ts,

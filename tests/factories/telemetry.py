@@ -54,6 +54,13 @@ class DeviceFactory(DjangoModelFactory):
     reporting_interval_s = 60
 
 
+def _message(device, *, seq, boot, ts, records, kind) -> tuple[str, Envelope]:
+    """(topic, envelope) of one telemetry or event message of the unit."""
+    records = records if records is not None else [make_record("room_temp", 19.5)]
+    envelope = Envelope(v=1, dev=device.device_id, boot=boot, seq=seq, ts=ts, m=records)
+    return f"dt/{device.organisation.slug}/{device.device_id}/{kind}", envelope
+
+
 def telemetry_item(
     device: Device,
     *,
@@ -68,9 +75,7 @@ def telemetry_item(
     encoded, checked by the contract and turned into columns, as the bridge does."""
     ts = time.time() if ts is None else ts
     received_at = received_at if received_at is not None else ts + 0.05
-    records = records if records is not None else [make_record("room_temp", 19.5)]
-    envelope = Envelope(v=1, dev=device.device_id, boot=boot, seq=seq, ts=ts, m=records)
-    topic = f"dt/{device.organisation.slug}/{device.device_id}/{kind}"
+    topic, envelope = _message(device, seq=seq, boot=boot, ts=ts, records=records, kind=kind)
     decoded = contract.decode(topic, contract.encode(envelope), now=max(ts, received_at))
     return item_from_decoded(topic, decoded, received_at, False)
 
@@ -110,10 +115,9 @@ def telemetry_dict(
     """An item in the earlier dict format (the envelope as sent, records unchecked), which
     ingest still accepts and checks record by record."""
     ts = time.time() if ts is None else ts
-    records = records if records is not None else [make_record("room_temp", 19.5)]
-    envelope = Envelope(v=1, dev=device.device_id, boot=boot, seq=seq, ts=ts, m=records)
+    topic, envelope = _message(device, seq=seq, boot=boot, ts=ts, records=records, kind=kind)
     return {
-        "topic": f"dt/{device.organisation.slug}/{device.device_id}/{kind}",
+        "topic": topic,
         "fleet": device.organisation.slug,
         "device_id": device.device_id,
         "kind": kind,
