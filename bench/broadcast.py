@@ -24,6 +24,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from harness import ensure_database as create_database
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATABASE_URL = os.environ.get(
@@ -63,15 +65,7 @@ LANGUAGES = ["fr"] * 7 + ["fr-falc", "en", "ar"]
 
 def ensure_database() -> None:
     """Create the bench database if it does not exist, and migrate it."""
-    from urllib.parse import urlparse
-
-    import psycopg
-
-    url = urlparse(DATABASE_URL)
-    name = url.path.lstrip("/")
-    with psycopg.connect(url._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+    create_database(DATABASE_URL)
     import django
 
     django.setup()

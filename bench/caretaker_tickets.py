@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness import ensure_database
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATABASE_URL = os.environ.get(
@@ -28,21 +30,6 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 SLUG = "bench-tickets"
 RESIDENCES, BUILDINGS, ENTRANCES, DWELLINGS = 4, 2, 2, 25
-
-
-def ensure_database() -> None:
-    """Create the bench database if it does not exist yet."""
-    from urllib.parse import urlparse
-
-    import psycopg
-
-    url = urlparse(DATABASE_URL)
-    name = url.path.lstrip("/")
-    admin = url._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if not exists.fetchone():
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def build_world(open_tickets: int):
@@ -204,7 +191,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
 
-    ensure_database()
+    ensure_database(DATABASE_URL)
     import django
 
     django.setup()

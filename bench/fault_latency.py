@@ -50,8 +50,8 @@ from fdd_eval import (  # noqa: E402 - after the path set-up
     Stack,
     Sweeper,
     say,
-    scrape,
 )
+from harness import scrape  # noqa: E402 - after the path set-up
 
 PROBES_PER_TEAM = 8  # below the flood limit (10 alerts per team per 10 min): real alerts
 

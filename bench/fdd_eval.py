@@ -46,12 +46,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from harness import free_port, scrape
 
 ROOT = Path(__file__).resolve().parents[1]
 for _path in (str(ROOT), str(ROOT / "bench")):
@@ -71,12 +72,6 @@ HEAT_LOSS_REPAIR = HEAT_LOSS_ONSET + 6 * HOUR  # gas back, boilers reset
 
 def say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S', time.gmtime())}] {text}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def iso(t: float) -> str:
@@ -176,23 +171,6 @@ class Publisher:
 
 
 # --- the processes under test -------------------------------------------------------------------
-def scrape(port: int) -> dict[str, float]:
-    """A bridge's Prometheus metrics (label-summed)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return {}
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("#") or " " not in line:
-            continue
-        key, value = line.rsplit(" ", 1)
-        name = key.split("{", 1)[0]
-        values[name] = values.get(name, 0.0) + float(value)
-    return values
-
-
 class Stack:
     """The bench database, this run's Redis databases, and the bridge and worker processes."""
 

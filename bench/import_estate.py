@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import ensure_database
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATABASE_URL = os.environ.get(
@@ -30,21 +32,6 @@ DWELLINGS_PER_ENTRANCE = 25
 ENTRANCES_PER_BUILDING = 2
 BUILDINGS_PER_RESIDENCE = 2
 AGENCIES = 8
-
-
-def ensure_database() -> None:
-    """Create the bench database if it does not exist yet."""
-    from urllib.parse import urlparse
-
-    import psycopg
-
-    url = urlparse(DATABASE_URL)
-    name = url.path.lstrip("/")
-    admin = url._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if not exists.fetchone():
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def write_register(path: Path, dwellings: int, *, surface_bonus: int = 0) -> None:
@@ -130,7 +117,7 @@ def main() -> None:
     parser.add_argument("--dwellings", type=int, default=26_000)
     args = parser.parse_args()
 
-    ensure_database()
+    ensure_database(DATABASE_URL)
     import django
 
     django.setup()

@@ -41,9 +41,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from harness import free_port, scrape
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -60,12 +61,6 @@ SHARDS = int(os.environ.get("INGEST_SHARDS", "2"))
 
 
 # --- small helpers ------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_port(port: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -421,23 +416,6 @@ class Stack:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-
-def scrape(port: int) -> dict[str, float]:
-    """The bridge's Prometheus metrics (unlabelled samples and label-summed totals)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return {}
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("#") or " " not in line:
-            continue
-        key, value = line.rsplit(" ", 1)
-        name = key.split("{", 1)[0]
-        values[name] = values.get(name, 0.0) + float(value)
-    return values
 
 
 class HandOff(threading.Thread):

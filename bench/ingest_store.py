@@ -35,6 +35,7 @@ from urllib.parse import urlparse, urlunparse
 
 import msgspec
 import psycopg
+from harness import ensure_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -307,16 +308,6 @@ def measure_layout(conn, layout: Layout, messages: list[dict], day: datetime) ->
         "series_ms": series_ms,
         "series_points": points,
     }
-
-
-def ensure_database(url: str) -> None:
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = urlunparse(parsed._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def measure_service(

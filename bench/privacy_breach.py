@@ -16,6 +16,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from harness import ensure_database
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATABASE_URL = os.environ.get(
@@ -26,21 +28,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "api.config.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 SLUG = "bench-privacy"
-
-
-def ensure_database() -> None:
-    """Create the bench database if it does not exist yet."""
-    from urllib.parse import urlparse
-
-    import psycopg
-
-    url = urlparse(DATABASE_URL)
-    name = url.path.lstrip("/")
-    admin = url._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if not exists.fetchone():
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def _columns(cursor, table: str) -> list[str]:
@@ -151,7 +138,7 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=1_000_000)
     args = parser.parse_args()
 
-    ensure_database()
+    ensure_database(DATABASE_URL)
     import django
 
     django.setup()

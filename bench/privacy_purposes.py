@@ -20,6 +20,8 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from harness import ensure_database
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATABASE_URL = os.environ.get(
@@ -31,21 +33,6 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 SLUG = "bench-purposes"
 BATCH = 500
-
-
-def ensure_database() -> None:
-    """Create the bench database if it does not exist yet."""
-    from urllib.parse import urlparse
-
-    import psycopg
-
-    url = urlparse(DATABASE_URL)
-    name = url.path.lstrip("/")
-    admin = url._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if not exists.fetchone():
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def fill(count: int) -> list[int]:
@@ -139,7 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dwellings", type=int, default=5000)
     args = parser.parse_args()
-    ensure_database()
+    ensure_database(DATABASE_URL)
 
     import django
 
