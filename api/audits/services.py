@@ -16,7 +16,6 @@ from decimal import Decimal, InvalidOperation
 
 from django.core import signing
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
-from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
@@ -36,7 +35,8 @@ from api.estate.models import (
 )
 from api.tickets import services as tickets
 from api.tickets.models import OPEN_STATUSES, Category, Source, Status, Ticket
-from api.tickets.photos import clean_photo
+from api.tickets.photos import clean_photo, store_photo
+from api.tickets.selectors import category_by_code
 
 from . import sampling, scoring, selectors
 from .models import (
@@ -295,14 +295,7 @@ def audit_submit(
 def _category_for(question: TemplateQuestion, organisation_id) -> Category | None:
     codes = [question.ticket_category, "proprete"] if question.ticket_category else ["proprete"]
     for code in codes:
-        category = (
-            Category.objects.filter(code=code, is_active=True, in_common_areas=True)
-            .filter(organisation_id__in=[organisation_id])
-            .first()
-            or Category.objects.filter(
-                code=code, is_active=True, in_common_areas=True, organisation__isnull=True
-            ).first()
-        )
+        category = category_by_code(organisation_id, code, in_common_areas=True)
         if category is not None:
             return category
     return None
@@ -456,20 +449,8 @@ def audit_photo_add(
             f"At most {MAX_PHOTOS_PER_ANSWER} photos per answer.", code="too_many", field="image"
         )
     clean = clean_photo(upload)
-    photo = AuditPhoto(
-        id=client_id or uuid.uuid4(),
-        audit=audit,
-        answer=answer,
-        content_type=clean.content_type,
-        width=clean.width,
-        height=clean.height,
-        size=len(clean.content),
-        taken_at=clean.taken_at,
-        uploaded_by=actor,
-    )
-    photo.image.save(f"photo.{clean.extension}", ContentFile(clean.content), save=False)
-    photo.thumbnail.save("thumb.jpg", ContentFile(clean.thumbnail), save=False)
-    photo.save(force_insert=True)
+    photo = AuditPhoto(id=client_id or uuid.uuid4(), audit=audit, answer=answer, uploaded_by=actor)
+    store_photo(photo, clean)
     if answer.ticket_id is not None:
         _copy_to_ticket(answer.ticket, photo, clean)
     _event(
@@ -484,11 +465,11 @@ def audit_photo_add(
 
 
 def _copy_to_ticket(ticket: Ticket, photo: AuditPhoto, clean) -> None:
-    """The corrective request shows the same photo (skipped when it already has its fill)."""
-    content = ContentFile(clean.content, name=f"audit.{clean.extension}")
+    """The corrective request shows the same photo, cleaned once (skipped when it already has
+    its fill)."""
     try:
         with transaction.atomic():
-            tickets.ticket_photo_add(ticket=ticket, actor=None, upload=content, client_id=photo.id)
+            tickets.ticket_photo_add(ticket=ticket, actor=None, clean=clean, client_id=photo.id)
     except ServiceError:
         return
 

@@ -892,18 +892,16 @@ def fault_comment_add(*, fault: Fault, actor, text: str) -> FaultEvent:
 # --- correlation ------------------------------------------------------------------------------
 
 
-def _incident_category(fault: Fault):
-    from api.tickets.models import Category
+def _category(fault: Fault, codes: dict[str, str]):
+    """The ticket category `codes` gives the fault's class (the organisation's own first)."""
+    from api.tickets.selectors import category_by_code
 
-    code = INCIDENT_CATEGORIES.get(fault.category)
-    if code is None:
-        return None
-    return (
-        Category.objects.filter(Q(organisation_id=fault.organisation_id) | Q(organisation=None))
-        .filter(code=code, is_active=True)
-        .order_by("organisation_id")
-        .first()
-    )
+    code = codes.get(fault.category)
+    return None if code is None else category_by_code(fault.organisation_id, code)
+
+
+def _incident_category(fault: Fault):
+    return _category(fault, INCIDENT_CATEGORIES)
 
 
 def _classes_of(category_code: str) -> list[str]:
@@ -1166,17 +1164,7 @@ def _place_label(fault: Fault) -> str:
 
 
 def _ticket_category(fault: Fault):
-    from api.tickets.models import Category
-
-    code = TICKET_CATEGORIES.get(fault.category)
-    if code is None:
-        return None
-    return (
-        Category.objects.filter(Q(organisation_id=fault.organisation_id) | Q(organisation=None))
-        .filter(code=code, is_active=True)
-        .order_by("organisation_id")
-        .first()
-    )
+    return _category(fault, TICKET_CATEGORIES)
 
 
 def _description(fault: Fault) -> str:

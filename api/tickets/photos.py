@@ -109,3 +109,17 @@ def clean_photo(upload) -> CleanPhoto:
         thumbnail=thumb_out.getvalue(),
         taken_at=taken_at,
     )
+
+
+def store_photo(photo, clean: CleanPhoto) -> None:
+    """Fill a new photo row (a request's, an audit answer's) from a cleaned photo and save it
+    with its image and thumbnail files."""
+    from django.core.files.base import ContentFile
+
+    photo.content_type = clean.content_type
+    photo.width, photo.height = clean.width, clean.height
+    photo.size = len(clean.content)
+    photo.taken_at = clean.taken_at
+    photo.image.save(f"photo.{clean.extension}", ContentFile(clean.content), save=False)
+    photo.thumbnail.save("thumb.jpg", ContentFile(clean.thumbnail), save=False)
+    photo.save(force_insert=True)

@@ -13,7 +13,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -294,13 +294,28 @@ def similar_open_tickets(*, user, category: Category, place: dict) -> QuerySet[T
 # --- categories ---------------------------------------------------------------------------------
 
 
+def categories_of(organisation_id) -> QuerySet[Category]:
+    """Active categories an organisation files under: the standard tree and its own."""
+    return Category.objects.filter(
+        Q(organisation__isnull=True) | Q(organisation_id=organisation_id), is_active=True
+    )
+
+
 def categories_visible_to(user) -> QuerySet[Category]:
     """Active categories: the standard tree and the user's organisation's own."""
     organisation_id = _organisation_id(user)
     if organisation_id is None:
         return Category.objects.none()
-    return Category.objects.filter(
-        Q(organisation__isnull=True) | Q(organisation_id=organisation_id), is_active=True
+    return categories_of(organisation_id)
+
+
+def category_by_code(organisation_id, code: str, **filters) -> Category | None:
+    """The organisation's own active category with this code, else the standard one."""
+    return (
+        categories_of(organisation_id)
+        .filter(code=code, **filters)
+        .order_by(F("organisation_id").asc(nulls_last=True))
+        .first()
     )
 
 

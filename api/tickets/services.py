@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
-from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -67,7 +66,7 @@ from .models import (
     TicketPhoto,
     WaitingReason,
 )
-from .photos import clean_photo
+from .photos import CleanPhoto, clean_photo, store_photo
 
 MAX_PHOTOS = 5
 MAX_SLOTS = 5
@@ -1361,9 +1360,15 @@ def ticket_rate(
 
 @transaction.atomic
 def ticket_photo_add(
-    *, ticket: Ticket, actor, upload, client_id: uuid.UUID | None = None
+    *,
+    ticket: Ticket,
+    actor,
+    upload=None,
+    client_id: uuid.UUID | None = None,
+    clean: CleanPhoto | None = None,
 ) -> TicketPhoto:
-    """Attach a photo, checked by content and stripped of its metadata."""
+    """Attach a photo, checked by content and stripped of its metadata (`clean`: one already
+    checked and cleaned, such as an audit's, is stored as it is)."""
     ticket = _lock(ticket)
     if actor is not None:
         if not selectors.tickets_visible_to(actor).filter(pk=ticket.pk).exists():
@@ -1380,20 +1385,10 @@ def ticket_photo_add(
         raise ServiceError(
             f"At most {MAX_PHOTOS} photos per request.", code="too_many", field="image"
         )
-    clean = clean_photo(upload)
-    photo = TicketPhoto(
-        id=client_id or uuid.uuid4(),
-        ticket=ticket,
-        content_type=clean.content_type,
-        width=clean.width,
-        height=clean.height,
-        size=len(clean.content),
-        taken_at=clean.taken_at,
-        uploaded_by=actor,
-    )
-    photo.image.save(f"photo.{clean.extension}", ContentFile(clean.content), save=False)
-    photo.thumbnail.save("thumb.jpg", ContentFile(clean.thumbnail), save=False)
-    photo.save(force_insert=True)
+    if clean is None:
+        clean = clean_photo(upload)
+    photo = TicketPhoto(id=client_id or uuid.uuid4(), ticket=ticket, uploaded_by=actor)
+    store_photo(photo, clean)
     ticket_event_record(
         ticket=ticket, kind=EventKind.PHOTO, actor=actor, data={"photo": str(photo.id)}
     )
