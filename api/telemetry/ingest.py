@@ -322,7 +322,6 @@ class _Message:
     retained: bool = False
 
 
-_RECORD_FIELDS = FIELDS
 _MIN_OFFSET = -float(MAX_BUFFER_AGE_S)
 _code_of = NAME_CODES.__getitem__
 
@@ -331,7 +330,7 @@ def _record_values(record: object) -> tuple[str, float | None, float, str | None
     """(name, numeric value, offset, text) of one record of an earlier-format item."""
     try:
         name = record["n"]
-        field_name = _RECORD_FIELDS[name]
+        field_name = FIELDS[name]
         raw_value = record[field_name]
         t = record.get("t", 0.0)
     except (KeyError, TypeError, AttributeError):
